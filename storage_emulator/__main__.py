@@ -1,0 +1,5 @@
+"""Allow ``python -m storage_emulator``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""The emulator's error tree: HTTP-free, each class knows its status and its Apify error type.
+
+The web layer turns these into each dialect's JSON envelope in one place (``web/envelopes.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EmulatorError(Exception):
+    """Base class: a problem the caller can act on, with a status and a kebab-case type."""
+
+    status: int = 500
+    error_type: str = "internal-error"
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class InvalidInput(EmulatorError):
+    """A request body or value is malformed or breaks a rule."""
+
+    status = 400
+    error_type = "invalid-input"
+
+
+class InvalidParameter(InvalidInput):
+    """A named parameter breaks a rule; the org dialect answers these with 422 and ``errors[]``."""
+
+    def __init__(self, parameter: str, rule: str, *, location: str = "query") -> None:
+        super().__init__(f"Invalid value for parameter '{parameter}': {rule}")
+        self.parameter = parameter
+        self.rule = rule
+        self.location = location
+
+
+class SchemaValidationFailed(EmulatorError):
+    """Pushed items do not match the dataset schema's ``fields``."""
+
+    status = 400
+    error_type = "schema-validation-error"
+
+
+class TokenNotProvided(EmulatorError):
+    """The operation needs a token and none was sent."""
+
+    status = 401
+    error_type = "token-not-provided"
+
+
+class InvalidToken(EmulatorError):
+    """The token sent belongs to no account."""
+
+    status = 401
+    error_type = "invalid-token"
+
+
+class InsufficientPermissions(EmulatorError):
+    """The token is valid, but its account may not do this."""
+
+    status = 403
+    error_type = "insufficient-permissions"
+
+
+class RecordNotFound(EmulatorError):
+    """A resource or route does not exist."""
+
+    status = 404
+    error_type = "record-not-found"
+
+
+class DatasetNotFound(RecordNotFound):
+    """No dataset answers to this reference (id, ``~name`` or ``username~name``)."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__("Dataset was not found")
+        self.ref = ref
+
+
+class MethodNotAllowed(EmulatorError):
+    """The route exists but not for this HTTP method."""
+
+    status = 405
+    error_type = "method-not-allowed"
+
+
+class NameNotUnique(EmulatorError):
+    """The owner already has a dataset with this name."""
+
+    status = 409
+    error_type = "name-not-unique"
+
+
+class DatasetCorrupted(EmulatorError):
+    """The dataset's files on disk cannot be read; `storage-emulator fsck --repair` rebuilds them.
+
+    409, not 5xx: the problem is permanent until someone repairs it, and clients retry 5xx.
+    """
+
+    status = 409
+    error_type = "dataset-corrupted"
+
+
+class RequestTooLarge(EmulatorError):
+    """The (decompressed) request body is over the limit."""
+
+    status = 413
+    error_type = "request-too-large"
+
+
+class UnsupportedContentEncoding(EmulatorError):
+    """The body's ``Content-Encoding`` is not gzip, deflate, br or identity."""
+
+    status = 415
+    error_type = "unsupported-content-encoding"

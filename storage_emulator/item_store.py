@@ -1,0 +1,122 @@
+"""The item files of one dataset folder: one JSON object per file, named by 1-based index.
+
+This is the one class that knows how items sit on disk, so that a denser format can be added later
+without touching the repository's locking or the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .models import ITEM_FILENAME_DIGITS
+
+log = logging.getLogger(__name__)
+
+ITEM_FILENAME_PATTERN = re.compile(r"^(\d{%d})\.json$" % ITEM_FILENAME_DIGITS)
+
+
+def encode_item(item: dict[str, Any]) -> bytes:
+    """Serialize one item as Crawlee does (2-space indent, UTF-8)."""
+    return json.dumps(item, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+class ItemStore:
+    """Read and append the numbered item files of one dataset folder.
+
+    Callers hold the dataset's cross-process lock around ``append`` and ``adopt_orphans``; reads need
+    no lock because a file is complete before the metadata's ``item_count`` covers it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, index: int) -> Path:
+        """Return the path of the item with this 1-based index."""
+        return self.folder / f"{index:0{ITEM_FILENAME_DIGITS}d}.json"
+
+    def read(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+        """Yield the items at these 1-based indices, opening only their files.
+
+        A missing or unreadable file is skipped and logged, as Crawlee does, so one bad file never
+        stops a whole export.
+        """
+        for index in indices:
+            path = self.path_for(index)
+            try:
+                with open(path, "rb") as f:
+                    item = json.loads(f.read())
+            except FileNotFoundError:
+                log.warning("item file %s is missing; skipped", path)
+                continue
+            except (OSError, ValueError) as exc:
+                log.warning("item file %s is unreadable (%s); skipped", path, exc)
+                continue
+            yield item
+
+    def append(self, encoded_items: Iterable[bytes], first_index: int) -> int:
+        """Write already-encoded items from ``first_index`` on; return the bytes written.
+
+        Files are created exclusively (``"xb"``): if a file already holds an index, the push fails
+        instead of overwriting an item that someone else wrote.
+        """
+        written = 0
+        for offset, data in enumerate(encoded_items):
+            with open(self.path_for(first_index + offset), "xb") as f:
+                f.write(data)
+            written += len(data)
+        return written
+
+    def adopt_orphans(self, item_count: int) -> tuple[int, list[dict[str, Any]], int]:
+        """Find complete item files past ``item_count`` (left by a crashed writer or another tool).
+
+        Returns the new item count, the adopted items and their size in bytes. A file that does not
+        parse (a write cut off by a crash) is renamed aside, so the index is free again and nothing
+        readable is ever overwritten.
+        """
+        adopted: list[dict[str, Any]] = []
+        size = 0
+        index = item_count + 1
+        while True:
+            path = self.path_for(index)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                break
+            try:
+                item = json.loads(data)
+                if not isinstance(item, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                aside = path.with_name(f".{path.name}.corrupt")
+                os.replace(path, aside)
+                log.warning("item file %s is incomplete (%s); moved aside to %s", path, exc, aside.name)
+                break
+            adopted.append(item)
+            size += len(data)
+            index += 1
+        return index - 1, adopted, size
+
+    def highest_index(self) -> int:
+        """Return the highest item index present on disk (scans the folder; for repair and foreign folders)."""
+        highest = 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                match = ITEM_FILENAME_PATTERN.match(entry.name)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+        return highest
+
+    def total_bytes(self) -> int:
+        """Return the size of all item files (scans the folder)."""
+        total = 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if ITEM_FILENAME_PATTERN.match(entry.name):
+                    total += entry.stat().st_size
+        return total

@@ -1,0 +1,119 @@
+"""The on-disk contract: file names and the dataset metadata model."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+DATASETS_DIR = "datasets"
+"""Folder under the storage root that holds one folder per dataset (as Crawlee and `apify run` use)."""
+
+METADATA_FILENAME = "__metadata__.json"
+"""The dataset's metadata file inside its folder."""
+
+EMULATOR_DIR = ".storage-emulator"
+"""Folder under the storage root for the emulator's own state (lock files, accounts)."""
+
+ITEM_FILENAME_DIGITS = 9
+"""Item files are named by their 1-based index, zero-padded to this many digits: ``000000001.json``."""
+
+GeneralAccess = Literal[
+    "RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING"
+]
+GENERAL_ACCESS_VALUES: tuple[str, ...] = GeneralAccess.__args__  # type: ignore[attr-defined]
+
+DEFAULT_ORG_VERSION = "0.1.0"
+"""Version reported by the org listing for a dataset that has no explicit version."""
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _aliases(snake: str, camel: str, **field_options: Any) -> Any:
+    # Crawlee for Python writes snake_case, the JS tools camelCase: read both, write snake_case.
+    return Field(validation_alias=AliasChoices(snake, camel), **field_options)
+
+
+class DatasetMetadata(BaseModel):
+    """Metadata of one dataset, stored as ``__metadata__.json`` in the dataset's folder.
+
+    Layout of a storage root::
+
+        <root>/datasets/<folder>/__metadata__.json   this model
+        <root>/datasets/<folder>/000000001.json      item 1 (one JSON object per file)
+        <root>/datasets/<folder>/000000002.json      item 2 ...
+        <root>/.storage-emulator/locks/*.lock        cross-process locks
+
+    ``<folder>`` is the dataset's name (for datasets of the default account), ``<username>~<name>``
+    (for named datasets of other accounts) or the id (for unnamed datasets). The first six fields are
+    Crawlee's; Crawlee keeps the rest on rewrite because its model allows extra keys.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    """Dataset id: 17 characters of ``[a-zA-Z0-9]`` (UUIDs from the JS tools are kept as they are)."""
+    name: str | None = None
+    """Dataset name, unique per owner; ``None`` for an unnamed dataset."""
+    accessed_at: datetime = _aliases("accessed_at", "accessedAt")
+    """Last read or write."""
+    created_at: datetime = _aliases("created_at", "createdAt")
+    """Creation time."""
+    modified_at: datetime = _aliases("modified_at", "modifiedAt")
+    """Last write."""
+    item_count: int = _aliases("item_count", "itemCount")
+    """Number of items; Crawlee derives the next item file's index from it."""
+
+    user_id: str | None = _aliases("user_id", "userId", default=None)
+    """Owner's account id; ``None`` (written by another tool) means the default local account."""
+    username: str | None = None
+    """Owner's username, kept beside the id so that ``username~name`` resolves without an accounts file."""
+    title: str | None = None
+    """Free-form title (Apify ``title``)."""
+    general_access: GeneralAccess = _aliases("general_access", "generalAccess", default="FOLLOW_USER_SETTING")
+    """Who may read without being the owner."""
+    dataset_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """Dataset schema (Apify actor dataset schema: ``fields`` is a JSON Schema, ``views`` name views)."""
+    url_signing_secret_key: str | None = None
+    """Secret for signed item URLs; shown only to callers who may write."""
+    shared_with: list[str] = Field(default_factory=list)
+    """Account ids the owner shared this dataset with (``ownership=sharedWithMe``)."""
+    clean_item_count: int | None = None
+    """Items that are non-empty once hidden fields are dropped, counted over ``clean_counted_items``."""
+    clean_counted_items: int = 0
+    """How many items (from the start) ``clean_item_count`` covers; items pushed by other tools are counted later."""
+    storage_bytes: int = 0
+    """Bytes of the item files counted so far (Apify ``stats.storageBytes``)."""
+    read_count: int = 0
+    """Item reads (Apify ``stats.readCount``; the org listing's ``download_count``)."""
+    write_count: int = 0
+    """Item pushes (Apify ``stats.writeCount``)."""
+
+    # Fields of the org-scoped listing (Dreadnode-style API).
+    summary: str | None = None
+    """Short description, searched by the org listing's ``search``."""
+    tags: list[str] = Field(default_factory=list)
+    """Tags, filtered by the org listing's ``tags``."""
+    license: str | None = None
+    """License identifier, e.g. ``mit``."""
+    task_categories: list[str] = Field(default_factory=list)
+    """Task categories, filtered by the org listing's ``task_categories``."""
+    size_category: str | None = None
+    """Size category, e.g. ``n<1K``; derived from the item count when unset."""
+    format: str = "json"
+    """Storage format reported by the org listing; items are JSON files."""
+    version: str = DEFAULT_ORG_VERSION
+    """Semantic version reported by the org listing."""
+    origin: dict[str, Any] = Field(default_factory=dict)
+    """Free-form provenance."""
+
+    def to_json(self) -> str:
+        """Serialize like Crawlee does: snake_case keys, ``str(datetime)``, 2-space indent."""
+        data = self.model_dump(by_alias=True)
+        return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+

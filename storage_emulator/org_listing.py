@@ -1,0 +1,87 @@
+"""The org-scoped dataset listing (Dreadnode-style): filters, sort and pages over the shared storage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .models import DatasetMetadata
+from .repository import DatasetRepository
+from .serializers import is_public, org_summary, size_category
+
+SORT_FIELDS = ("name", "created_at", "updated_at", "row_count", "file_size_bytes")
+SORT_DIRECTIONS = ("asc", "desc")
+
+
+@dataclass(frozen=True)
+class OrgDatasetQuery:
+    """What the org listing was asked for, already validated."""
+
+    org: str
+    name: str | None = None
+    search: str | None = None
+    tags: tuple[str, ...] = ()
+    license: tuple[str, ...] = ()
+    task_categories: tuple[str, ...] = ()
+    format: tuple[str, ...] = ()
+    size_category: tuple[str, ...] = ()
+    sort_by: str = "created_at"
+    sort_dir: str = "desc"
+    page: int = 1
+    limit: int = 50
+    include_public: bool = False
+
+
+def list_org_datasets(repo: DatasetRepository, query: OrgDatasetQuery) -> dict[str, Any]:
+    """Return the org listing's response body for ``query``."""
+    rows = [
+        org_summary(dataset, repo)
+        for dataset in repo.all_datasets()
+        if dataset.name is not None and _in_scope(dataset, repo, query) and _matches(dataset, query)
+    ]
+    rows.sort(key=lambda row: row["id"])  # the stable tie-break, kept by the stable sort below
+    rows.sort(key=lambda row: _sort_value(row, query.sort_by), reverse=query.sort_dir == "desc")
+    total = len(rows)
+    total_pages = math.ceil(total / query.limit)
+    start = (query.page - 1) * query.limit
+    return {
+        "datasets": rows[start : start + query.limit],
+        "has_next": query.page < total_pages,
+        "has_prev": query.page > 1,
+        "limit": query.limit,
+        "page": query.page,
+        "total": total,
+        "total_pages": total_pages,
+    }
+
+
+def _in_scope(dataset: DatasetMetadata, repo: DatasetRepository, query: OrgDatasetQuery) -> bool:
+    if repo.owner_username(dataset) == query.org:
+        return True
+    return query.include_public and is_public(dataset)
+
+
+def _matches(dataset: DatasetMetadata, query: OrgDatasetQuery) -> bool:
+    name = dataset.name or ""
+    if query.name is not None and query.name not in (name, f"{query.org}/{name}"):
+        return False
+    if query.search is not None:
+        needle = query.search.lower()
+        if needle not in name.lower() and needle not in (dataset.summary or "").lower():
+            return False
+    if query.tags and not set(query.tags) & set(dataset.tags):
+        return False
+    if query.task_categories and not set(query.task_categories) & set(dataset.task_categories):
+        return False
+    if query.license and dataset.license not in query.license:
+        return False
+    if query.format and dataset.format not in query.format:
+        return False
+    category = dataset.size_category or size_category(dataset.item_count)
+    return not (query.size_category and category not in query.size_category)
+
+
+def _sort_value(row: dict[str, Any], sort_by: str) -> Any:
+    value = row[sort_by]
+    return value.lower() if isinstance(value, str) and sort_by == "name" else value

@@ -1,0 +1,576 @@
+"""The direct Python API over a storage root: find, create, change and delete datasets and their items.
+
+Usable without Flask; the HTTP layer is a thin shell around it. Every read-modify-write of a dataset holds
+a cross-process file lock, so the server, scripts and the CLI can write one root at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from pydantic import ValidationError
+
+from .accounts import DEFAULT_ACCOUNT, Account
+from .errors import DatasetCorrupted, DatasetNotFound, InvalidInput, InvalidParameter, NameNotUnique
+from .files import atomic_write_text, read_json
+from .item_store import ItemStore, encode_item
+from .models import (
+    DATASETS_DIR,
+    EMULATOR_DIR,
+    GENERAL_ACCESS_VALUES,
+    METADATA_FILENAME,
+    DatasetMetadata,
+    utc_now,
+)
+from .naming import (
+    FOREIGN_ID_PATTERN,
+    check_name,
+    id_for_folder,
+    is_valid_name,
+    lock_key,
+    new_id,
+    safe_child,
+)
+from .transform import is_clean_item
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_SECONDS = 60
+UUID_LENGTH = 36
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class DatasetPage:
+    """One page of a dataset listing."""
+
+    total: int
+    offset: int
+    limit: int
+    desc: bool
+    items: list[DatasetMetadata]
+
+
+@dataclass(frozen=True)
+class ItemsPage:
+    """A page of a dataset's items: the rows ``indices`` of the dataset, read lazily."""
+
+    dataset: DatasetMetadata
+    total: int
+    offset: int
+    limit: int | None
+    desc: bool
+    indices: range
+    store: ItemStore
+
+    @property
+    def count(self) -> int:
+        """Rows of the dataset this page covers (Apify's ``X-Apify-Pagination-Count``)."""
+        return len(self.indices)
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Read the page's items from disk; call again for a second pass."""
+        return self.store.read(self.indices)
+
+
+@dataclass
+class _ScanEntry:
+    key: tuple[Any, ...]
+    metadata: DatasetMetadata | None
+    error: str | None
+
+
+class DatasetRepository:
+    """Datasets under one storage root, e.g. ``DatasetRepository("./storage")``."""
+
+    def __init__(self, root: str | os.PathLike[str], *, default_account: Account = DEFAULT_ACCOUNT) -> None:
+        self.root = Path(root)
+        self.default_account = default_account
+        self.datasets_dir = self.root / DATASETS_DIR
+        self.locks_dir = self.root / EMULATOR_DIR / "locks"
+        self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        self._scan_cache: dict[str, _ScanEntry] = {}
+        self._folder_by_id: dict[str, str] = {}
+        self._sorted: list[tuple[str, DatasetMetadata]] | None = None
+        self._cache_lock = threading.Lock()
+
+    # ----- ownership -------------------------------------------------------------------------------
+
+    def owner_id(self, dataset: DatasetMetadata) -> str:
+        """Return the owner's account id; datasets written by other tools belong to the default account."""
+        return dataset.user_id or self.default_account.id
+
+    def owner_username(self, dataset: DatasetMetadata) -> str:
+        """Return the owner's username."""
+        if dataset.username:
+            return dataset.username
+        if self.owner_id(dataset) == self.default_account.id:
+            return self.default_account.username
+        return dataset.user_id or self.default_account.username
+
+    def _folder_for(self, name: str | None, dataset_id: str, owner: Account) -> str:
+        if name is None:
+            return dataset_id
+        if owner.id == self.default_account.id:
+            return name  # as Crawlee and `apify run` name folders, so they find the same dataset
+        return f"{owner.username}~{name}"  # '~' never occurs in names: no clash with the default account
+
+    # ----- scanning ---------------------------------------------------------------------------------
+
+    def _scan(self) -> list[tuple[str, DatasetMetadata]]:
+        """Return ``(folder, metadata)`` of every readable dataset, sorted by ``(created_at, id)``.
+
+        Costs one ``scandir`` plus one ``stat`` per dataset; a metadata file is parsed again only when
+        its mtime, size or inode changed. Broken folders are skipped and logged once.
+        """
+        with self._cache_lock:
+            seen: set[str] = set()
+            changed = False
+            with os.scandir(self.datasets_dir) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or not entry.is_dir():
+                        continue
+                    seen.add(entry.name)
+                    key = self._stat_key(Path(entry.path))
+                    cached = self._scan_cache.get(entry.name)
+                    if cached is not None and cached.key == key:
+                        continue
+                    changed = True
+                    self._scan_cache[entry.name] = self._load_entry(entry.name, key)
+            for gone in set(self._scan_cache) - seen:
+                del self._scan_cache[gone]
+                changed = True
+            if changed or self._sorted is None:
+                valid = [(f, e.metadata) for f, e in self._scan_cache.items() if e.metadata is not None]
+                valid.sort(key=lambda pair: (pair[1].created_at, pair[1].id))
+                self._sorted = valid
+                self._folder_by_id = {meta.id: folder for folder, meta in valid}
+            return self._sorted
+
+    @staticmethod
+    def _stat_key(folder: Path) -> tuple[Any, ...]:
+        try:
+            st = os.stat(folder / METADATA_FILENAME)
+            return ("meta", st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            # No metadata file (the JS tools often write none): the folder's mtime moves when items are added.
+            st = os.stat(folder)
+            return ("folder", st.st_mtime_ns)
+
+    def _load_entry(self, folder: str, key: tuple[Any, ...]) -> _ScanEntry:
+        try:
+            return _ScanEntry(key, self._read_metadata(folder), None)
+        except DatasetCorrupted as exc:
+            log.warning("skipping dataset folder %s: %s", folder, exc.message)
+            return _ScanEntry(key, None, exc.message)
+
+    def _read_metadata(self, folder: str) -> DatasetMetadata:
+        """Read a folder's metadata, synthesizing it for folders that have no metadata file."""
+        path = self.datasets_dir / folder
+        try:
+            raw = read_json(path / METADATA_FILENAME)
+        except FileNotFoundError:
+            if not path.is_dir():
+                raise DatasetNotFound(folder) from None
+            return self._synthesize_metadata(folder)
+        except (OSError, ValueError) as exc:
+            raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
+        try:
+            if not isinstance(raw, dict):
+                raise ValueError("the file does not hold a JSON object")
+            return DatasetMetadata.model_validate(raw)
+        except (ValidationError, ValueError) as exc:
+            raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
+
+    def _corrupt_message(self, folder: str, exc: Exception) -> str:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (
+            f"The metadata file datasets/{folder}/{METADATA_FILENAME} cannot be read ({detail}); "
+            "run `storage-emulator fsck --repair` to rebuild it from the folder"
+        )
+
+    def _synthesize_metadata(self, folder: str) -> DatasetMetadata:
+        """Describe a folder written without a metadata file (as the JS tools do by default)."""
+        path = self.datasets_dir / folder
+        mtime = os.stat(path).st_mtime
+        when = utc_now().fromtimestamp(mtime, tz=utc_now().tzinfo)
+        looks_like_uuid = len(folder) == UUID_LENGTH and FOREIGN_ID_PATTERN.match(folder) is not None
+        dataset_id = folder if looks_like_uuid else id_for_folder(folder)
+        name = folder if is_valid_name(folder) and not looks_like_uuid else None
+        count = ItemStore(path).highest_index()
+        return DatasetMetadata(
+            id=dataset_id, name=name, accessed_at=when, created_at=when, modified_at=when, item_count=count
+        )
+
+    def _metadata_path(self, folder: str) -> Path:
+        return self.datasets_dir / folder / METADATA_FILENAME
+
+    def _write_metadata(self, folder: str, dataset: DatasetMetadata) -> None:
+        atomic_write_text(self._metadata_path(folder), dataset.to_json())
+
+    # ----- resolving --------------------------------------------------------------------------------
+
+    def _locate(self, ref: str, caller: Account | None = None) -> tuple[str, DatasetMetadata]:
+        """Resolve an id, ``~name`` or ``username~name`` to its folder and metadata, or raise."""
+        if not ref or "/" in ref or "\\" in ref or "\x00" in ref:
+            raise DatasetNotFound(ref)
+        if "~" in ref:
+            username, _, name = ref.partition("~")
+            if not is_valid_name(name):
+                raise DatasetNotFound(ref)
+            if username:
+                return self._locate_by_name(name, owner_username=username)
+            caller = caller or self.default_account
+            return self._locate_by_name(name, owner_username=caller.username)
+        return self._locate_by_id(ref)
+
+    def _locate_by_id(self, dataset_id: str) -> tuple[str, DatasetMetadata]:
+        if not FOREIGN_ID_PATTERN.match(dataset_id):
+            raise DatasetNotFound(dataset_id)
+        candidates = [self._folder_by_id.get(dataset_id), dataset_id]  # unnamed datasets live in <id>/
+        for folder in candidates:
+            if folder is None or not (self.datasets_dir / folder).is_dir():
+                continue
+            try:
+                dataset = self._read_cached(folder)
+            except DatasetCorrupted:
+                if folder == dataset_id:
+                    raise
+                continue
+            if dataset.id == dataset_id:
+                return folder, dataset
+        for folder, dataset in self._scan():
+            if dataset.id == dataset_id:
+                return folder, dataset
+        raise DatasetNotFound(dataset_id)
+
+    def _locate_by_name(self, name: str, *, owner_username: str) -> tuple[str, DatasetMetadata]:
+        owner = self._account_named(owner_username)
+        fast_folder = self._folder_for(name, "", owner) if owner else None
+        if fast_folder and (self.datasets_dir / fast_folder).is_dir():
+            dataset = self._read_cached(fast_folder)  # a broken folder of that name raises DatasetCorrupted
+            if dataset.name == name and self.owner_username(dataset) == owner_username:
+                return fast_folder, dataset
+        for folder, dataset in self._scan():
+            if dataset.name == name and self.owner_username(dataset) == owner_username:
+                return folder, dataset
+        raise DatasetNotFound(f"{owner_username}~{name}")
+
+    def _account_named(self, username: str) -> Account | None:
+        if username == self.default_account.username:
+            return self.default_account
+        return Account(id="", username=username)
+
+    def _read_cached(self, folder: str) -> DatasetMetadata:
+        """Read one folder's metadata through the scan cache (one ``stat`` when unchanged)."""
+        key = self._stat_key(self.datasets_dir / folder)
+        with self._cache_lock:
+            cached = self._scan_cache.get(folder)
+        if cached is None or cached.key != key:
+            try:
+                cached = _ScanEntry(key, self._read_metadata(folder), None)
+            except DatasetCorrupted as exc:
+                cached = _ScanEntry(key, None, exc.message)
+            with self._cache_lock:
+                self._scan_cache[folder] = cached
+                self._sorted = None
+        if cached.metadata is None:
+            raise DatasetCorrupted(cached.error or f"dataset folder {folder} is unreadable")
+        return cached.metadata
+
+    # ----- locks ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, kind: str, key: str) -> Iterator[None]:
+        lock = FileLock(self.locks_dir / f"{kind}-{lock_key(key)}.lock", timeout=LOCK_TIMEOUT_SECONDS)
+        with lock:
+            yield
+
+    @contextmanager
+    def _write_session(self, ref: str, caller: Account | None) -> Iterator[tuple[str, DatasetMetadata]]:
+        """Lock a dataset and yield its folder and fresh-from-disk metadata for a read-modify-write."""
+        folder, dataset = self._locate(ref, caller)
+        with self._locked("dataset", dataset.id):
+            # Re-read under the lock: another process may have changed (or moved) it meanwhile.
+            try:
+                fresh = self._read_metadata(folder)
+            except DatasetNotFound:
+                fresh = None
+            if fresh is None or fresh.id != dataset.id:
+                folder, fresh = self._locate_by_id(dataset.id)
+            yield folder, self._reconcile(folder, fresh)
+
+    def _reconcile(self, folder: str, dataset: DatasetMetadata) -> DatasetMetadata:
+        """Adopt item files past ``item_count`` (a crashed push, another tool) and count clean items.
+
+        Called under the dataset's lock. The result is not yet written; the caller writes it.
+        """
+        store = ItemStore(self.datasets_dir / folder)
+        new_count, adopted, size = store.adopt_orphans(dataset.item_count)
+        if new_count != dataset.item_count:
+            log.warning(
+                "dataset %s: adopted %d item file(s) past item_count %d",
+                dataset.id,
+                new_count - dataset.item_count,
+                dataset.item_count,
+            )
+            dataset = dataset.model_copy(update={"item_count": new_count})
+        if dataset.clean_counted_items < dataset.item_count:
+            dataset = self._count_clean(store, dataset, adopted, size)
+        return dataset
+
+    def _count_clean(
+        self, store: ItemStore, dataset: DatasetMetadata, adopted: list[dict[str, Any]], adopted_size: int
+    ) -> DatasetMetadata:
+        start = dataset.clean_counted_items
+        known_start = dataset.item_count - len(adopted)
+        items: Iterable[dict[str, Any]] = store.read(range(start + 1, known_start + 1))
+        clean = (dataset.clean_item_count or 0) + sum(1 for item in items if is_clean_item(item))
+        clean += sum(1 for item in adopted if is_clean_item(item))
+        # Counting from scratch (a folder another tool wrote): measure the files; else add what was adopted.
+        storage_bytes = store.total_bytes() if start == 0 else dataset.storage_bytes + adopted_size
+        return dataset.model_copy(
+            update={
+                "clean_item_count": clean,
+                "clean_counted_items": dataset.item_count,
+                "storage_bytes": storage_bytes,
+            }
+        )
+
+    # ----- datasets ---------------------------------------------------------------------------------
+
+    def list_datasets(
+        self,
+        *,
+        caller: Account | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+        desc: bool = False,
+        unnamed: bool = False,
+        ownership: str | None = None,
+    ) -> DatasetPage:
+        """List the caller's datasets (and those shared with it), oldest first, named ones unless ``unnamed``."""
+        caller = caller or self.default_account
+        if ownership not in (None, "ownedByMe", "sharedWithMe"):
+            raise InvalidParameter("ownership", "must be 'ownedByMe' or 'sharedWithMe'")
+        matches = [
+            dataset
+            for _, dataset in self._scan()
+            if (unnamed or dataset.name is not None) and self._visible_in_listing(dataset, caller, ownership)
+        ]
+        if desc:
+            matches.reverse()
+        return DatasetPage(
+            total=len(matches), offset=offset, limit=limit, desc=desc, items=matches[offset : offset + limit]
+        )
+
+    def _visible_in_listing(self, dataset: DatasetMetadata, caller: Account, ownership: str | None) -> bool:
+        owned = self.owner_id(dataset) == caller.id
+        shared = caller.id in dataset.shared_with
+        if ownership == "ownedByMe":
+            return owned
+        if ownership == "sharedWithMe":
+            return shared and not owned
+        return owned or shared
+
+    def all_datasets(self) -> list[DatasetMetadata]:
+        """Return every readable dataset of every owner, oldest first."""
+        return [dataset for _, dataset in self._scan()]
+
+    def get_dataset(self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False) -> DatasetMetadata:
+        """Return the dataset named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``DatasetNotFound``."""
+        if not touch_accessed:
+            folder, dataset = self._locate(ref, caller)
+            if dataset.clean_counted_items < dataset.item_count:
+                # Items written by another tool: count them in memory; a plain read never writes.
+                return self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
+            return dataset
+        return self._update(ref, caller, accessed_at=utc_now())
+
+    def _update(self, ref: str, caller: Account | None, **changes: Any) -> DatasetMetadata:
+        with self._write_session(ref, caller) as (folder, dataset):
+            updated = dataset.model_copy(update=changes)
+            self._write_metadata(folder, updated)
+            return updated
+
+    def get_or_create_dataset(
+        self, name: str | None = None, schema: dict[str, Any] | None = None, *, owner: Account | None = None
+    ) -> tuple[DatasetMetadata, bool]:
+        """Return ``(dataset, created)``: the owner's dataset of this name, created if it did not exist.
+
+        Without a name, always create a new unnamed dataset. Idempotent across threads and processes.
+        """
+        owner = owner or self.default_account
+        if name is None:
+            return self._create(None, schema, owner), True
+        check_name(name)
+        folder = self._folder_for(name, "", owner)
+        safe_child(self.datasets_dir, folder)
+        with self._locked("name", folder):
+            try:
+                existing_folder, existing = self._locate_by_name(name, owner_username=owner.username)
+            except DatasetNotFound:
+                pass
+            else:
+                return existing, False
+            if (self.datasets_dir / folder).exists():
+                raise NameNotUnique(
+                    f"The folder datasets/{folder} already holds another dataset; the name '{name}' cannot be used"
+                )
+            return self._create(name, schema, owner), True
+
+    def _create(self, name: str | None, schema: dict[str, Any] | None, owner: Account) -> DatasetMetadata:
+        now = utc_now()
+        while True:
+            dataset_id = new_id()
+            folder = self._folder_for(name, dataset_id, owner)
+            if not (self.datasets_dir / folder).exists():
+                break
+        dataset = DatasetMetadata(
+            id=dataset_id,
+            name=name,
+            accessed_at=now,
+            created_at=now,
+            modified_at=now,
+            item_count=0,
+            user_id=owner.id,
+            username=owner.username,
+            schema=schema,
+            url_signing_secret_key=secrets.token_urlsafe(24),
+            clean_item_count=0,
+        )
+        # Build the folder under a hidden temp name and rename it into place: a dataset appears whole.
+        staging = self.datasets_dir / f".creating-{dataset_id}"
+        staging.mkdir()
+        try:
+            atomic_write_text(staging / METADATA_FILENAME, dataset.to_json())
+            os.rename(staging, safe_child(self.datasets_dir, folder))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return dataset
+
+    def update_dataset(
+        self,
+        ref: str,
+        *,
+        caller: Account | None = None,
+        name: str | None = _UNSET,
+        general_access: str | None = None,
+        title: str | None = _UNSET,
+        **org_fields: Any,
+    ) -> DatasetMetadata:
+        """Rename a dataset (``name=None`` makes it unnamed; its folder follows), or set access, title, org fields."""
+        changes: dict[str, Any] = {}
+        if general_access is not None:
+            if general_access not in GENERAL_ACCESS_VALUES:
+                raise InvalidParameter("generalAccess", "must be one of " + ", ".join(GENERAL_ACCESS_VALUES))
+            changes["general_access"] = general_access
+        if title is not _UNSET:
+            changes["title"] = title
+        changes.update(self._checked_org_fields(org_fields))
+        if name is not _UNSET and name is not None:
+            check_name(name)
+        with self._write_session(ref, caller) as (folder, dataset):
+            if name is not _UNSET and name != dataset.name:
+                folder = self._move(folder, dataset, name)
+                changes["name"] = name
+            updated = dataset.model_copy(update={**changes, "modified_at": utc_now()})
+            self._write_metadata(folder, updated)
+            return updated
+
+    def _checked_org_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"summary", "tags", "license", "task_categories", "size_category", "format", "version", "origin",
+                   "shared_with"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InvalidInput(f"Unknown dataset field(s): {', '.join(sorted(unknown))}")
+        return fields
+
+    def _move(self, folder: str, dataset: DatasetMetadata, new_name: str | None) -> str:
+        """Move the dataset's folder to follow its new name (called under the dataset lock)."""
+        owner = Account(id=self.owner_id(dataset), username=self.owner_username(dataset))
+        target = self._folder_for(new_name, dataset.id, owner)
+        target_path = safe_child(self.datasets_dir, target)
+        with self._locked("name", target):
+            if new_name is not None:
+                try:
+                    self._locate_by_name(new_name, owner_username=owner.username)
+                except DatasetNotFound:
+                    pass
+                else:
+                    raise NameNotUnique(f"Dataset with name '{new_name}' already exists")
+            if target_path.exists():
+                raise NameNotUnique(f"The folder datasets/{target} is already taken")
+            os.rename(self.datasets_dir / folder, target_path)
+        return target
+
+    def delete_dataset(self, ref: str, *, caller: Account | None = None) -> None:
+        """Delete a dataset and its folder."""
+        with self._write_session(ref, caller) as (folder, _dataset):
+            # Rename first so the dataset vanishes at once, then remove the files at leisure.
+            doomed = self.datasets_dir / f".deleting-{folder}-{secrets.token_hex(4)}"
+            os.rename(self.datasets_dir / folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    # ----- items ------------------------------------------------------------------------------------
+
+    def push_items(self, ref: str, items: Sequence[dict[str, Any]], *, caller: Account | None = None) -> DatasetMetadata:
+        """Append items to a dataset, all or nothing, and return its updated metadata."""
+        encoded = [encode_item(item) for item in items]  # encode first: a bad item fails before anything is written
+        clean = sum(1 for item in items if is_clean_item(item))
+        with self._write_session(ref, caller) as (folder, dataset):
+            store = ItemStore(self.datasets_dir / folder)
+            written = store.append(encoded, dataset.item_count + 1)
+            now = utc_now()
+            updated = dataset.model_copy(
+                update={
+                    "item_count": dataset.item_count + len(encoded),
+                    "clean_item_count": (dataset.clean_item_count or 0) + clean,
+                    "clean_counted_items": dataset.item_count + len(encoded),
+                    "write_count": dataset.write_count + 1,
+                    "modified_at": now,
+                    "accessed_at": now,
+                    "storage_bytes": dataset.storage_bytes + written,
+                }
+            )
+            self._write_metadata(folder, updated)
+            return updated
+
+    def read_items(
+        self,
+        ref: str,
+        *,
+        caller: Account | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        desc: bool = False,
+        count_read: bool = True,
+    ) -> ItemsPage:
+        """Return a lazy page of items: rows ``offset .. offset+limit`` in dataset order (newest first if ``desc``)."""
+        if count_read:
+            with self._write_session(ref, caller) as (folder, dataset):
+                dataset = dataset.model_copy(update={"accessed_at": utc_now(), "read_count": dataset.read_count + 1})
+                self._write_metadata(folder, dataset)
+        else:
+            folder, dataset = self._locate(ref, caller)
+        total = dataset.item_count
+        start = min(offset, total)
+        stop = total if limit is None else min(total, offset + limit)
+        if desc:
+            indices = range(total - start, total - stop, -1)
+        else:
+            indices = range(start + 1, stop + 1)
+        return ItemsPage(dataset, total, offset, limit, desc, indices, ItemStore(self.datasets_dir / folder))

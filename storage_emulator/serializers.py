@@ -1,0 +1,117 @@
+"""Turn dataset metadata into each dialect's JSON shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from .models import DatasetMetadata
+from .repository import DatasetRepository
+
+PUBLIC_ACCESS = ("ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ")
+# Namespace for the org listing's per-version UUIDs: stable, derived, nothing extra stored.
+ORG_ID_NAMESPACE = uuid.UUID("6f1c7f0e-5d0a-4a51-9b1e-2f5c3e8a9d10")
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def iso_time(value: datetime) -> str:
+    """Format a time as ISO 8601 in UTC with milliseconds and ``Z``, as the real service does."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _common_fields(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "userId": repo.owner_id(dataset),
+        "username": repo.owner_username(dataset),
+        "createdAt": iso_time(dataset.created_at),
+        "modifiedAt": iso_time(dataset.modified_at),
+        "accessedAt": iso_time(dataset.accessed_at),
+        "itemCount": dataset.item_count,
+        "cleanItemCount": dataset.clean_item_count if dataset.clean_item_count is not None else dataset.item_count,
+        "actId": None,
+        "actRunId": None,
+        "title": dataset.title,
+        "generalAccess": dataset.general_access,
+    }
+
+
+def dataset_resource(
+    dataset: DatasetMetadata,
+    repo: DatasetRepository,
+    *,
+    base_url: str,
+    public_url: str,
+    may_write: bool,
+) -> dict[str, Any]:
+    """Return the Apify ``Dataset`` object (``data`` of GET/POST/PUT)."""
+    resource = {
+        **_common_fields(dataset, repo),
+        "name": dataset.name,
+        "fields": _schema_field_names(dataset),
+        "schema": dataset.dataset_schema,
+        "consoleUrl": f"{base_url}/view/datasets/{dataset.id}",
+        "stats": {
+            "readCount": dataset.read_count,
+            "writeCount": dataset.write_count,
+            "storageBytes": dataset.storage_bytes,
+        },
+    }
+    if may_write:
+        resource["urlSigningSecretKey"] = dataset.url_signing_secret_key
+        resource["itemsPublicUrl"] = f"{public_url}/v2/datasets/{dataset.id}/items"
+    return resource
+
+
+def _schema_field_names(dataset: DatasetMetadata) -> list[str] | None:
+    fields = (dataset.dataset_schema or {}).get("fields")
+    properties = fields.get("properties") if isinstance(fields, dict) else None
+    return list(properties) if isinstance(properties, dict) else None
+
+
+def dataset_list_item(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
+    """Return an Apify ``DatasetListItem``; an unnamed dataset's ``name`` is its id (the client needs a string)."""
+    return {
+        **_common_fields(dataset, repo),
+        "name": dataset.name if dataset.name is not None else dataset.id,
+        "stats": {"readCount": dataset.read_count, "writeCount": dataset.write_count, "inflatedBytes": 0},
+    }
+
+
+def is_public(dataset: DatasetMetadata) -> bool:
+    """Tell whether anyone may read the dataset (``FOLLOW_USER_SETTING`` follows the default: restricted)."""
+    return dataset.general_access in PUBLIC_ACCESS
+
+
+def size_category(item_count: int) -> str:
+    """Return the Hugging-Face-style size bucket for a row count."""
+    for bound, label in SIZE_CATEGORIES:
+        if item_count < bound:
+            return label
+    return "n>1M"
+
+
+def org_summary(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
+    """Return one row of the org listing (one per dataset version)."""
+    org = repo.owner_username(dataset)
+    return {
+        "id": str(uuid.uuid5(ORG_ID_NAMESPACE, f"{dataset.id}@{dataset.version}")),
+        "name": f"{org}/{dataset.name or dataset.id}",
+        "version": dataset.version,
+        "format": dataset.format,
+        "is_public": is_public(dataset),
+        "download_count": dataset.read_count,
+        "created_at": iso_time(dataset.created_at),
+        "updated_at": iso_time(dataset.modified_at),
+        "origin": dataset.origin,
+        "summary": dataset.summary,
+        "tags": dataset.tags,
+        "license": dataset.license,
+        "task_categories": dataset.task_categories,
+        "size_category": dataset.size_category or size_category(dataset.item_count),
+        "row_count": dataset.item_count,
+        "file_size_bytes": dataset.storage_bytes,
+    }

@@ -1,0 +1,52 @@
+"""The Flask app: both dialects over one repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from ..errors import EmulatorError
+from ..repository import DatasetRepository
+from . import apify_api, org_api, pages
+from .envelopes import error_response
+
+DEFAULT_ROOT = "./storage"
+
+
+class MethodOverride:
+    """WSGI middleware: ``?method=POST`` turns any request into that method, as the real API allows."""
+
+    OVERRIDABLE = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        values = parse_qs(environ.get("QUERY_STRING", "")).get("method")
+        if values and values[0].upper() in self.OVERRIDABLE:
+            environ["REQUEST_METHOD"] = values[0].upper()
+        return self.app(environ, start_response)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
+    app = Flask(__name__)
+    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None)
+    app.config.from_prefixed_env("STORAGE_EMULATOR")  # STORAGE_EMULATOR_ROOT, STORAGE_EMULATOR_PUBLIC_URL
+    if config:
+        app.config.from_mapping(config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["storage_emulator"] = DatasetRepository(Path(app.config["ROOT"]))
+
+    app.register_blueprint(apify_api.bp)
+    app.register_blueprint(org_api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_error_handler(EmulatorError, error_response)
+    app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(Exception, error_response)
+    app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    return app

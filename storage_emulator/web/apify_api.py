@@ -1,0 +1,235 @@
+"""The Apify Dataset API v2 routes: thin views over the repository."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from ..errors import InvalidInput, InvalidParameter
+from ..formats import FORMATS, ExportOptions, render
+from ..item_schema import check_schema, field_statistics, validate_items
+from ..push_body import parse_items, read_body
+from ..repository import DatasetRepository
+from ..serializers import dataset_list_item, dataset_resource
+from ..transform import ItemTransform, transform_items
+from .envelopes import json_response
+from .params import bool_param, choice_param, int_param, list_param
+
+bp = Blueprint("apify", __name__, url_prefix="/v2")
+
+LIST_LIMIT_MAX = 1000
+NO_LIMIT_HEADER_VALUE = "999999999999"
+
+
+def repo() -> DatasetRepository:
+    """Return the app's repository."""
+    return current_app.extensions["storage_emulator"]  # type: ignore[no-any-return]
+
+
+def base_url() -> str:
+    """Return the URL the emulator is reached at, for ``Location`` and ``consoleUrl``."""
+    return request.host_url.rstrip("/")
+
+
+def public_url() -> str:
+    """Return the public base URL (``--public-url``), used for ``itemsPublicUrl``."""
+    return (current_app.config.get("PUBLIC_URL") or base_url()).rstrip("/")
+
+
+def render_dataset(dataset: Any) -> dict[str, Any]:
+    """Serialize one dataset for the caller."""
+    return dataset_resource(dataset, repo(), base_url=base_url(), public_url=public_url(), may_write=True)
+
+
+@bp.get("/datasets")
+def list_datasets() -> Response:
+    """List the caller's datasets."""
+    args = request.args
+    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
+    page = repo().list_datasets(
+        offset=int_param(args, "offset", 0) or 0,
+        limit=min(limit, LIST_LIMIT_MAX),
+        desc=bool_param(args, "desc"),
+        unnamed=bool_param(args, "unnamed"),
+        ownership=choice_param(args, "ownership", ("ownedByMe", "sharedWithMe"), None),
+    )
+    items = [dataset_list_item(dataset, repo()) for dataset in page.items]
+    data = {
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+        "desc": page.desc,
+        "count": len(items),
+        "unnamed": bool_param(args, "unnamed"),
+        "items": items,
+    }
+    return json_response({"data": data})
+
+
+@bp.post("/datasets")
+def get_or_create_dataset() -> Response:
+    """Create a dataset; with ``?name=``, return the existing one of that name if there is one."""
+    name = request.args.get("name")
+    if name == "":
+        name = None
+    schema = _create_body_schema()
+    dataset, created = repo().get_or_create_dataset(name=name, schema=schema)
+    if not created:
+        return json_response({"data": render_dataset(dataset)}, 200)
+    location = f"{base_url()}/v2/datasets/{dataset.id}"
+    return json_response({"data": render_dataset(dataset)}, 201, headers={"Location": location})
+
+
+def _create_body_schema() -> dict[str, Any] | None:
+    """Read the optional ``{"schema": ...}`` of a create body (JSON ``{}``, an empty form body, or nothing)."""
+    raw = request.get_data(cache=False)
+    if not raw.strip() or request.mimetype == "application/x-www-form-urlencoded":
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object")
+    schema = body.get("schema")
+    if schema is not None:
+        check_schema(schema)
+    return schema
+
+
+@bp.get("/datasets/<ref>")
+def get_dataset(ref: str) -> Response:
+    """Return one dataset's metadata."""
+    return json_response({"data": render_dataset(repo().get_dataset(ref, touch_accessed=True))})
+
+
+@bp.put("/datasets/<ref>")
+def update_dataset(ref: str) -> Response:
+    """Rename a dataset, or set its ``generalAccess`` or ``title``."""
+    body = _json_object_body()
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        if body["name"] is not None and not isinstance(body["name"], str):
+            raise InvalidParameter("name", "must be a string or null", location="body")
+        changes["name"] = body["name"] or None
+    if "title" in body:
+        if body["title"] is not None and not isinstance(body["title"], str):
+            raise InvalidParameter("title", "must be a string or null", location="body")
+        changes["title"] = body["title"]
+    if body.get("generalAccess") is not None:
+        changes["general_access"] = body["generalAccess"]
+    return json_response({"data": render_dataset(repo().update_dataset(ref, **changes))})
+
+
+def _json_object_body() -> dict[str, Any]:
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object")
+    return body
+
+
+@bp.delete("/datasets/<ref>")
+def delete_dataset(ref: str) -> Response:
+    """Delete a dataset."""
+    repo().delete_dataset(ref)
+    return Response(status=204)
+
+
+@bp.post("/datasets/<ref>/items")
+def push_items(ref: str) -> Response:
+    """Append one item or an array of items, all or nothing."""
+    dataset = repo().get_dataset(ref)
+    items = parse_items(read_body(request.stream, request.headers.get("Content-Encoding")))
+    validate_items(items, dataset.dataset_schema)
+    repo().push_items(ref, items)
+    location = f"{base_url()}/v2/datasets/{dataset.id}/items"
+    return json_response({}, 201, headers={"Location": location})
+
+
+@bp.route("/datasets/<ref>/items", methods=["GET", "HEAD"])
+def read_items(ref: str) -> Response:
+    """Read a page of items in one of seven formats, with the five pagination headers."""
+    args = request.args
+    fmt = (args.get("format") or "json").lower()
+    if fmt not in FORMATS:
+        raise InvalidParameter("format", "must be one of " + ", ".join(FORMATS))
+    offset = int_param(args, "offset", 0) or 0
+    limit = int_param(args, "limit", None) or None  # 0 or absent: no limit
+    desc = bool_param(args, "desc")
+    transform = _item_transform(args)
+    options = ExportOptions(
+        bom=bool_param(args, "bom", fmt == "csv"),
+        delimiter=_delimiter(args),
+        skip_header_row=bool_param(args, "skipHeaderRow"),
+        xml_root=args.get("xmlRoot") or "items",
+        xml_row=args.get("xmlRow") or "item",
+        fields=transform.output_fields or transform.fields,
+    )
+    page = repo().read_items(ref, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
+    if args.get("view"):
+        transform = transform.with_view(_view(page.dataset.dataset_schema, args["view"]))
+    headers = {
+        "X-Apify-Pagination-Offset": str(offset),
+        "X-Apify-Pagination-Limit": str(limit) if limit is not None else NO_LIMIT_HEADER_VALUE,
+        "X-Apify-Pagination-Count": str(page.count),
+        "X-Apify-Pagination-Total": str(page.total),
+        "X-Apify-Pagination-Desc": "true" if desc else "false",
+    }
+    if bool_param(args, "attachment"):
+        headers["Content-Disposition"] = f'attachment; filename="dataset_{page.dataset.id}.{fmt}"'
+    if request.method == "HEAD":
+        return Response(status=200, headers=headers, content_type=FORMATS[fmt])
+    body = render(fmt, lambda: transform_items(page.items(), transform), options)
+    return Response(body, status=200, headers=headers, content_type=FORMATS[fmt], direct_passthrough=True)
+
+
+def _item_transform(args: Any) -> ItemTransform:
+    clean = bool_param(args, "clean")
+    fields = list_param(args, "fields")
+    output_fields = list_param(args, "outputFields")
+    if output_fields and (not fields or len(output_fields) != len(fields)):
+        raise InvalidParameter("outputFields", "must list as many names as 'fields', in the same order")
+    return ItemTransform(
+        fields=fields,
+        output_fields=output_fields,
+        omit=list_param(args, "omit"),
+        unwind=list_param(args, "unwind"),
+        flatten=list_param(args, "flatten"),
+        skip_hidden=clean or bool_param(args, "skipHidden"),
+        skip_empty=clean or bool_param(args, "skipEmpty"),
+        skip_failed_pages=bool_param(args, "skipFailedPages"),
+    )
+
+
+def _delimiter(args: Any) -> str:
+    delimiter = args.get("delimiter")
+    if delimiter is None or delimiter == "":
+        return ","
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise InvalidParameter("delimiter", "must be a single character other than a quote or a line break")
+    return str(delimiter)
+
+
+def _view(schema: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    views = (schema or {}).get("views") or {}
+    view = views.get(name) if isinstance(views, dict) else None
+    if not isinstance(view, dict):
+        known = ", ".join(views) if isinstance(views, dict) and views else "none"
+        raise InvalidParameter("view", f"the dataset schema has no view '{name}' (views: {known})")
+    return view
+
+
+@bp.get("/datasets/<ref>/statistics")
+def get_statistics(ref: str) -> Response:
+    """Return field statistics for the fields the dataset schema declares."""
+    page = repo().read_items(ref, count_read=False)
+    stats = field_statistics(page.items(), page.dataset.dataset_schema)
+    return json_response({"data": {"fieldStatistics": stats}})

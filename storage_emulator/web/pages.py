@@ -1,0 +1,55 @@
+"""Plain HTML pages for people with a browser: the dataset list and one dataset (its ``consoleUrl``)."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+from flask import Blueprint, current_app, render_template_string
+
+from ..serializers import iso_time
+
+bp = Blueprint("pages", __name__)
+PREVIEW_ROWS = 50
+
+_LAYOUT = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}code{background:#f4f4f4}</style>
+</head><body>{% block body %}{% endblock %}</body></html>"""
+
+_INDEX = """{% extends layout %}{% block body %}<h1>storage-emulator</h1>
+<p>Storage root: <code>{{ root }}</code>. API: <code>{{ request.host_url }}v2/datasets</code></p>
+<table><tr><th>Name</th><th>Id</th><th>Owner</th><th>Items</th><th>Created</th></tr>
+{% for d in datasets %}<tr><td><a href="/view/datasets/{{ d.id }}">{{ d.name or "(unnamed)" }}</a></td>
+<td><code>{{ d.id }}</code></td><td>{{ owner(d) }}</td><td>{{ d.item_count }}</td><td>{{ iso(d.created_at) }}</td></tr>
+{% endfor %}</table>{% endblock %}"""
+
+_DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a></p>
+<h1>{{ d.name or d.id }}</h1><p>Id <code>{{ d.id }}</code>, {{ d.item_count }} items, owner {{ owner(d) }}.
+<a href="/v2/datasets/{{ d.id }}/items?format=csv&attachment=1">CSV</a>
+<a href="/v2/datasets/{{ d.id }}/items?format=json">JSON</a></p>
+<table><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for c in columns %}<td>{{ row.get(c, "") }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endblock %}"""
+
+
+@bp.get("/")
+def index() -> str:
+    """Show every dataset of the storage root."""
+    repo = current_app.extensions["storage_emulator"]
+    return render_template_string(
+        _INDEX, layout=current_app.jinja_env.from_string(_LAYOUT), title="storage-emulator",
+        root=repo.root.resolve(), datasets=repo.all_datasets(), owner=repo.owner_username, iso=iso_time,
+    )
+
+
+@bp.get("/view/datasets/<ref>")
+def view_dataset(ref: str) -> str:
+    """Show one dataset and its first items."""
+    repo = current_app.extensions["storage_emulator"]
+    page = repo.read_items(ref, limit=PREVIEW_ROWS, count_read=False)
+    rows = list(islice(page.items(), PREVIEW_ROWS))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return render_template_string(
+        _DATASET, layout=current_app.jinja_env.from_string(_LAYOUT), title=page.dataset.name or page.dataset.id,
+        d=page.dataset, rows=rows, columns=columns, owner=repo.owner_username,
+    )
