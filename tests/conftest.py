@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +47,10 @@ class LiveServer:
     """A real threaded HTTP server on 127.0.0.1 and a free port."""
 
     def __init__(self, app: Flask) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()  # the socket is already listening, so the server is ready at once

@@ -27,13 +27,14 @@ def list_org_datasets_view(org: str) -> Response:
     """List an organization's datasets, filtered, sorted and paged."""
     problems: list[InvalidParameter] = []
 
-    def checked(parse: Callable[[], T], fallback: T) -> T:
+    def checked(parse: Callable[[], T | None], fallback: T) -> T:
         # Collect every bad parameter, so one 422 names them all (as FastAPI does).
         try:
-            return parse()
+            value = parse()
         except InvalidParameter as exc:
             problems.append(exc)
             return fallback
+        return fallback if value is None else value
 
     args = request.args
     query = OrgDatasetQuery(
@@ -45,10 +46,10 @@ def list_org_datasets_view(org: str) -> Response:
         task_categories=tuple(args.getlist("task_categories")),
         format=tuple(args.getlist("format")),
         size_category=tuple(args.getlist("size_category")),
-        sort_by=checked(lambda: choice_param(args, "sort_by", SORT_FIELDS, "created_at"), "created_at") or "",
-        sort_dir=checked(lambda: choice_param(args, "sort_dir", SORT_DIRECTIONS, "desc"), "desc") or "",
-        page=checked(lambda: int_param(args, "page", 1, minimum=1), 1) or 1,
-        limit=checked(lambda: int_param(args, "limit", 50, minimum=1, maximum=ORG_LIMIT_MAX), 50) or 50,
+        sort_by=checked(lambda: choice_param(args, "sort_by", SORT_FIELDS, "created_at"), "created_at"),
+        sort_dir=checked(lambda: choice_param(args, "sort_dir", SORT_DIRECTIONS, "desc"), "desc"),
+        page=checked(lambda: int_param(args, "page", 1, minimum=1), 1),
+        limit=checked(lambda: int_param(args, "limit", 50, minimum=1, maximum=ORG_LIMIT_MAX), 50),
         include_public=checked(lambda: _org_bool(args, "include_public"), False),
     )
     if problems:
