@@ -18,12 +18,17 @@ from .models import ITEM_FILENAME_DIGITS
 
 log = logging.getLogger(__name__)
 
-ITEM_FILENAME_PATTERN = re.compile(r"^(\d{%d})\.json$" % ITEM_FILENAME_DIGITS)
+ITEM_FILENAME_PATTERN = re.compile(rf"^(\d{{{ITEM_FILENAME_DIGITS}}})\.json$")
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
     """Serialize one item as Crawlee does (2-space indent, UTF-8)."""
-    return json.dumps(item, ensure_ascii=False, indent=2).encode("utf-8")
+    text = json.dumps(item, ensure_ascii=False, indent=2)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" is valid JSON) has no UTF-8 form: keep it as an escape, as Node does.
+        return json.dumps(item, ensure_ascii=True, indent=2).encode("ascii")
 
 
 class ItemStore:
@@ -111,6 +116,16 @@ class ItemStore:
                 if match:
                     highest = max(highest, int(match.group(1)))
         return highest
+
+    def size_of(self, indices: Iterable[int]) -> int:
+        """Return the size of the item files at these indices (missing files count 0)."""
+        total = 0
+        for index in indices:
+            try:
+                total += os.stat(self.path_for(index)).st_size
+            except FileNotFoundError:
+                pass
+        return total
 
     def total_bytes(self) -> int:
         """Return the size of all item files (scans the folder)."""

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +172,12 @@ class DatasetRepository:
 
     def _load_entry(self, folder: str, key: tuple[Any, ...]) -> _ScanEntry:
         try:
-            return _ScanEntry(key, self._read_metadata(folder), None)
+            return _ScanEntry(key, self.read_metadata(folder), None)
         except DatasetCorrupted as exc:
             log.warning("skipping dataset folder %s: %s", folder, exc.message)
             return _ScanEntry(key, None, exc.message)
 
-    def _read_metadata(self, folder: str) -> DatasetMetadata:
+    def read_metadata(self, folder: str) -> DatasetMetadata:
         """Read a folder's metadata, synthesizing it for folders that have no metadata file."""
         path = self.datasets_dir / folder
         try:
@@ -184,7 +185,7 @@ class DatasetRepository:
         except FileNotFoundError:
             if not path.is_dir():
                 raise DatasetNotFound(folder) from None
-            return self._synthesize_metadata(folder)
+            return self.synthesize_metadata(folder)
         except (OSError, ValueError) as exc:
             raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
         try:
@@ -201,11 +202,11 @@ class DatasetRepository:
             "run `storage-emulator fsck --repair` to rebuild it from the folder"
         )
 
-    def _synthesize_metadata(self, folder: str) -> DatasetMetadata:
+    def synthesize_metadata(self, folder: str) -> DatasetMetadata:
         """Describe a folder written without a metadata file (as the JS tools do by default)."""
         path = self.datasets_dir / folder
         mtime = os.stat(path).st_mtime
-        when = utc_now().fromtimestamp(mtime, tz=utc_now().tzinfo)
+        when = datetime.fromtimestamp(mtime, tz=UTC)
         looks_like_uuid = len(folder) == UUID_LENGTH and FOREIGN_ID_PATTERN.match(folder) is not None
         dataset_id = folder if looks_like_uuid else id_for_folder(folder)
         name = folder if is_valid_name(folder) and not looks_like_uuid else None
@@ -217,7 +218,8 @@ class DatasetRepository:
     def _metadata_path(self, folder: str) -> Path:
         return self.datasets_dir / folder / METADATA_FILENAME
 
-    def _write_metadata(self, folder: str, dataset: DatasetMetadata) -> None:
+    def write_metadata(self, folder: str, dataset: DatasetMetadata) -> None:
+        """Replace a folder's metadata file atomically (callers hold the dataset's lock)."""
         atomic_write_text(self._metadata_path(folder), dataset.to_json())
 
     # ----- resolving --------------------------------------------------------------------------------
@@ -263,9 +265,14 @@ class DatasetRepository:
             dataset = self._read_cached(fast_folder)  # a broken folder of that name raises DatasetCorrupted
             if dataset.name == name and self.owner_username(dataset) == owner_username:
                 return fast_folder, dataset
-        for folder, dataset in self._scan():
+        # Not in its canonical folder: only a folder named by hand or by another tool can hold it, so the
+        # last scan is enough (a rescan per miss would make creating n datasets cost O(n^2)).
+        with self._cache_lock:
+            known = self._sorted
+        for folder, dataset in known if known is not None else self._scan():
             if dataset.name == name and self.owner_username(dataset) == owner_username:
-                return folder, dataset
+                if (self.datasets_dir / folder).is_dir():
+                    return folder, dataset
         raise DatasetNotFound(f"{owner_username}~{name}")
 
     def _account_named(self, username: str) -> Account | None:
@@ -280,7 +287,7 @@ class DatasetRepository:
             cached = self._scan_cache.get(folder)
         if cached is None or cached.key != key:
             try:
-                cached = _ScanEntry(key, self._read_metadata(folder), None)
+                cached = _ScanEntry(key, self.read_metadata(folder), None)
             except DatasetCorrupted as exc:
                 cached = _ScanEntry(key, None, exc.message)
             with self._cache_lock:
@@ -293,7 +300,8 @@ class DatasetRepository:
     # ----- locks ------------------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, kind: str, key: str) -> Iterator[None]:
+    def locked(self, kind: str, key: str) -> Iterator[None]:
+        """Hold the cross-process lock ``kind`` (``dataset`` by id, ``name`` by folder) for ``key``."""
         lock = FileLock(self.locks_dir / f"{kind}-{lock_key(key)}.lock", timeout=LOCK_TIMEOUT_SECONDS)
         with lock:
             yield
@@ -302,17 +310,17 @@ class DatasetRepository:
     def _write_session(self, ref: str, caller: Account | None) -> Iterator[tuple[str, DatasetMetadata]]:
         """Lock a dataset and yield its folder and fresh-from-disk metadata for a read-modify-write."""
         folder, dataset = self._locate(ref, caller)
-        with self._locked("dataset", dataset.id):
+        with self.locked("dataset", dataset.id):
             # Re-read under the lock: another process may have changed (or moved) it meanwhile.
             try:
-                fresh = self._read_metadata(folder)
+                fresh = self.read_metadata(folder)
             except DatasetNotFound:
                 fresh = None
             if fresh is None or fresh.id != dataset.id:
                 folder, fresh = self._locate_by_id(dataset.id)
-            yield folder, self._reconcile(folder, fresh)
+            yield folder, self.reconcile(folder, fresh)
 
-    def _reconcile(self, folder: str, dataset: DatasetMetadata) -> DatasetMetadata:
+    def reconcile(self, folder: str, dataset: DatasetMetadata) -> DatasetMetadata:
         """Adopt item files past ``item_count`` (a crashed push, another tool) and count clean items.
 
         Called under the dataset's lock. The result is not yet written; the caller writes it.
@@ -339,8 +347,11 @@ class DatasetRepository:
         items: Iterable[dict[str, Any]] = store.read(range(start + 1, known_start + 1))
         clean = (dataset.clean_item_count or 0) + sum(1 for item in items if is_clean_item(item))
         clean += sum(1 for item in adopted if is_clean_item(item))
-        # Counting from scratch (a folder another tool wrote): measure the files; else add what was adopted.
-        storage_bytes = store.total_bytes() if start == 0 else dataset.storage_bytes + adopted_size
+        # Counting from scratch (a folder another tool wrote): measure the files; else add the newly counted ones.
+        if start == 0:
+            storage_bytes = store.total_bytes()
+        else:
+            storage_bytes = dataset.storage_bytes + store.size_of(range(start + 1, known_start + 1)) + adopted_size
         return dataset.model_copy(
             update={
                 "clean_item_count": clean,
@@ -402,7 +413,7 @@ class DatasetRepository:
     def _update(self, ref: str, caller: Account | None, **changes: Any) -> DatasetMetadata:
         with self._write_session(ref, caller) as (folder, dataset):
             updated = dataset.model_copy(update=changes)
-            self._write_metadata(folder, updated)
+            self.write_metadata(folder, updated)
             return updated
 
     def get_or_create_dataset(
@@ -418,7 +429,7 @@ class DatasetRepository:
         check_name(name)
         folder = self._folder_for(name, "", owner)
         safe_child(self.datasets_dir, folder)
-        with self._locked("name", folder):
+        with self.locked("name", folder):
             try:
                 existing_folder, existing = self._locate_by_name(name, owner_username=owner.username)
             except DatasetNotFound:
@@ -488,7 +499,7 @@ class DatasetRepository:
                 folder = self._move(folder, dataset, name)
                 changes["name"] = name
             updated = dataset.model_copy(update={**changes, "modified_at": utc_now()})
-            self._write_metadata(folder, updated)
+            self.write_metadata(folder, updated)
             return updated
 
     def _checked_org_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -504,7 +515,7 @@ class DatasetRepository:
         owner = Account(id=self.owner_id(dataset), username=self.owner_username(dataset))
         target = self._folder_for(new_name, dataset.id, owner)
         target_path = safe_child(self.datasets_dir, target)
-        with self._locked("name", target):
+        with self.locked("name", target):
             if new_name is not None:
                 try:
                     self._locate_by_name(new_name, owner_username=owner.username)
@@ -527,7 +538,9 @@ class DatasetRepository:
 
     # ----- items ------------------------------------------------------------------------------------
 
-    def push_items(self, ref: str, items: Sequence[dict[str, Any]], *, caller: Account | None = None) -> DatasetMetadata:
+    def push_items(
+        self, ref: str, items: Sequence[dict[str, Any]], *, caller: Account | None = None
+    ) -> DatasetMetadata:
         """Append items to a dataset, all or nothing, and return its updated metadata."""
         encoded = [encode_item(item) for item in items]  # encode first: a bad item fails before anything is written
         clean = sum(1 for item in items if is_clean_item(item))
@@ -546,7 +559,7 @@ class DatasetRepository:
                     "storage_bytes": dataset.storage_bytes + written,
                 }
             )
-            self._write_metadata(folder, updated)
+            self.write_metadata(folder, updated)
             return updated
 
     def read_items(
@@ -563,7 +576,7 @@ class DatasetRepository:
         if count_read:
             with self._write_session(ref, caller) as (folder, dataset):
                 dataset = dataset.model_copy(update={"accessed_at": utc_now(), "read_count": dataset.read_count + 1})
-                self._write_metadata(folder, dataset)
+                self.write_metadata(folder, dataset)
         else:
             folder, dataset = self._locate(ref, caller)
         total = dataset.item_count
