@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from tqdm import tqdm
+
+from .errors import EmulatorError, InvalidInput
+from .formats import ExportOptions, render
+from .fsck import check_root
+from .item_schema import validate_items
+from .push_body import parse_items
+from .repository import DatasetRepository
+from .serializers import dataset_resource, iso_time
 from .web import DEFAULT_ROOT, create_app
 
 ROOT_ENV = "STORAGE_EMULATOR_ROOT"
@@ -36,6 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", default=None, metavar="DIR", help="if the root does not exist yet, start it as a copy of DIR"
     )
     serve.set_defaults(handler=cmd_serve)
+
+    ls = commands.add_parser("ls", help="list datasets")
+    ls.add_argument("--unnamed", action="store_true", help="include unnamed datasets")
+    ls.set_defaults(handler=cmd_ls)
+
+    show = commands.add_parser("show", help="print one dataset's metadata and first items")
+    show.add_argument("ref", help="id, ~name or username~name")
+    show.add_argument("--items", type=int, default=5, help="how many items to print (default 5)")
+    show.set_defaults(handler=cmd_show)
+
+    push = commands.add_parser("push", help="append items from a JSON array or JSONL file")
+    push.add_argument("ref", help="id, ~name or username~name")
+    push.add_argument("file", help="a .json file holding an array (or one object), or a .jsonl file")
+    push.add_argument("--create", action="store_true", help="create the named dataset (~name) if missing")
+    push.add_argument("--batch-size", type=int, default=1000, help="items per locked append (default 1000)")
+    push.set_defaults(handler=cmd_push)
+
+    export = commands.add_parser("export", help="write a dataset's items to a file in one of the seven formats")
+    export.add_argument("ref", help="id, ~name or username~name")
+    export.add_argument("--format", default="json", help="json, jsonl, csv, html, xlsx, xml or rss")
+    export.add_argument("-o", "--output", required=True, help="file to write ('-' for standard output)")
+    export.set_defaults(handler=cmd_export)
+
+    fsck = commands.add_parser("fsck", help="check the storage root for damage")
+    fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")
+    fsck.set_defaults(handler=cmd_fsck)
     return parser
 
 
@@ -67,11 +104,103 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repo(args: argparse.Namespace) -> DatasetRepository:
+    return DatasetRepository(resolve_root(args))
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """Print one line per dataset."""
+    repo = _repo(args)
+    page = repo.list_datasets(unnamed=args.unnamed, limit=sys.maxsize)
+    print(f"{'ID':<17}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
+    for dataset in page.items:
+        modified = iso_time(dataset.modified_at)
+        name = dataset.name or "(unnamed)"
+        print(f"{dataset.id:<17}  {name:<30}  {repo.owner_username(dataset):<12}  {dataset.item_count:>9}  {modified}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print a dataset's metadata (as the API shows it) and its first items."""
+    repo = _repo(args)
+    dataset = repo.get_dataset(args.ref)
+    shown = dataset_resource(dataset, repo, base_url="http://127.0.0.1:8000", public_url="", may_write=False)
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    page = repo.read_items(args.ref, limit=args.items, count_read=False)
+    for item in page.items():
+        print(json.dumps(item, ensure_ascii=False))
+    return 0
+
+
+def _read_items_file(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON array (or one object) or JSONL file; the ``.jsonl`` suffix or a failed whole parse means JSONL."""
+    data = path.read_bytes()
+    if path.suffix != ".jsonl":
+        try:
+            return parse_items(data)
+        except InvalidInput:
+            if len(data.strip().splitlines()) < 2:
+                raise
+    lines = [line for line in data.splitlines() if line.strip()]
+    return [item for line in lines for item in parse_items(line)]
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    """Append the file's items in locked batches, with a progress bar."""
+    repo = _repo(args)
+    items = _read_items_file(Path(args.file))  # parsed whole first: a bad file stores nothing
+    if args.create and args.ref.startswith("~"):
+        repo.get_or_create_dataset(name=args.ref[1:])
+    dataset = repo.get_dataset(args.ref)
+    validate_items(items, dataset.dataset_schema)
+    with tqdm(total=len(items), unit="item", desc="push", disable=None) as bar:
+        for start in range(0, len(items), args.batch_size):
+            batch = items[start : start + args.batch_size]
+            dataset = repo.push_items(dataset.id, batch)
+            bar.update(len(batch))
+    print(f"pushed {len(items)} item(s) to {dataset.name or dataset.id}; it now holds {dataset.item_count}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the dataset's items to a file, with a progress bar."""
+    repo = _repo(args)
+    page = repo.read_items(args.ref)
+    bar = tqdm(total=page.count, unit="item", desc="export", disable=None)
+
+    def items() -> Iterator[dict[str, Any]]:
+        bar.reset()
+        for item in page.items():
+            bar.update(1)
+            yield item
+
+    chunks = render(args.format.lower(), items, ExportOptions())
+    with bar, (sys.stdout.buffer if args.output == "-" else open(args.output, "wb")) as out:
+        for chunk in chunks:
+            out.write(chunk)
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    """Report (and with --repair, fix) damage in the storage root; exit 1 if unrepaired problems remain."""
+    findings = check_root(_repo(args), repair=args.repair)
+    for finding in findings:
+        state = "repaired" if finding.repaired else "found"
+        print(f"{state}: datasets/{finding.folder}: {finding.problem}")
+    if not findings:
+        print("no problems found")
+    return 1 if any(not finding.repaired for finding in findings) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except EmulatorError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

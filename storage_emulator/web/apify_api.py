@@ -165,17 +165,26 @@ def read_items(ref: str) -> Response:
     limit = int_param(args, "limit", None) or None  # 0 or absent: no limit
     desc = bool_param(args, "desc")
     transform = _item_transform(args)
-    options = ExportOptions(
-        bom=bool_param(args, "bom", fmt == "csv"),
-        delimiter=_delimiter(args),
-        skip_header_row=bool_param(args, "skipHeaderRow"),
-        xml_root=args.get("xmlRoot") or "items",
-        xml_row=args.get("xmlRow") or "item",
-        fields=transform.output_fields or transform.fields,
-    )
+    bom = bool_param(args, "bom", fmt == "csv")
+    skip_header_row = bool_param(args, "skipHeaderRow")
+    attachment = bool_param(args, "attachment")
     page = repo().read_items(ref, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
     if args.get("view"):
         transform = transform.with_view(_view(page.dataset.dataset_schema, args["view"]))
+    transform.validate()
+    title = page.dataset.title or page.dataset.name or page.dataset.id
+    options = ExportOptions(
+        bom=bom,
+        delimiter=args.get("delimiter") or ",",
+        skip_header_row=skip_header_row,
+        xml_root=args.get("xmlRoot") or "items",
+        xml_row=args.get("xmlRow") or "item",
+        fields=transform.output_fields or transform.fields,
+        feed_title=f"Dataset {title}",
+        feed_link=f"{base_url()}/view/datasets/{page.dataset.id}",
+    )
+    # Checks the format options before anything is sent; items are read only as the body streams.
+    body = render(fmt, lambda: transform_items(page.items(), transform), options)
     headers = {
         "X-Apify-Pagination-Offset": str(offset),
         "X-Apify-Pagination-Limit": str(limit) if limit is not None else NO_LIMIT_HEADER_VALUE,
@@ -183,23 +192,18 @@ def read_items(ref: str) -> Response:
         "X-Apify-Pagination-Total": str(page.total),
         "X-Apify-Pagination-Desc": "true" if desc else "false",
     }
-    if bool_param(args, "attachment"):
+    if attachment:
         headers["Content-Disposition"] = f'attachment; filename="dataset_{page.dataset.id}.{fmt}"'
     if request.method == "HEAD":
         return Response(status=200, headers=headers, content_type=FORMATS[fmt])
-    body = render(fmt, lambda: transform_items(page.items(), transform), options)
     return Response(body, status=200, headers=headers, content_type=FORMATS[fmt], direct_passthrough=True)
 
 
 def _item_transform(args: Any) -> ItemTransform:
     clean = bool_param(args, "clean")
-    fields = list_param(args, "fields")
-    output_fields = list_param(args, "outputFields")
-    if output_fields and (not fields or len(output_fields) != len(fields)):
-        raise InvalidParameter("outputFields", "must list as many names as 'fields', in the same order")
     return ItemTransform(
-        fields=fields,
-        output_fields=output_fields,
+        fields=list_param(args, "fields"),
+        output_fields=list_param(args, "outputFields"),
         omit=list_param(args, "omit"),
         unwind=list_param(args, "unwind"),
         flatten=list_param(args, "flatten"),
@@ -207,15 +211,6 @@ def _item_transform(args: Any) -> ItemTransform:
         skip_empty=clean or bool_param(args, "skipEmpty"),
         skip_failed_pages=bool_param(args, "skipFailedPages"),
     )
-
-
-def _delimiter(args: Any) -> str:
-    delimiter = args.get("delimiter")
-    if delimiter is None or delimiter == "":
-        return ","
-    if len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise InvalidParameter("delimiter", "must be a single character other than a quote or a line break")
-    return str(delimiter)
 
 
 def _view(schema: dict[str, Any] | None, name: str) -> dict[str, Any]:
