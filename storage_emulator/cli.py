@@ -14,16 +14,19 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .accounts import AccountRegistry, add_account, default_accounts_path, read_accounts
 from .errors import EmulatorError, InvalidInput
 from .formats import ExportOptions, render
 from .fsck import check_root
 from .item_schema import validate_items
+from .models import GENERAL_ACCESS_VALUES, ORG_FORMATS
 from .push_body import parse_items
 from .repository import DatasetRepository
 from .serializers import dataset_resource, iso_time
 from .web import DEFAULT_ROOT, create_app
 
 ROOT_ENV = "STORAGE_EMULATOR_ROOT"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _default_root() -> str:
@@ -46,7 +49,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--seed", default=None, metavar="DIR", help="if the root does not exist yet, start it as a copy of DIR"
     )
+    serve.add_argument(
+        "--accounts", default=None, metavar="FILE",
+        help="accounts file: enforce tokens and access (default: <root>/.storage-emulator/accounts.json if present)",
+    )
+    serve.add_argument(
+        "--cors-origin", action="append", default=[], metavar="ORIGIN",
+        help="allow browser calls from this origin ('*' for any); repeatable; CORS is off without it",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    accounts = commands.add_parser("accounts", help="manage the accounts of enforced mode")
+    accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    add = accounts_commands.add_parser("add", help="add an account (or renew its token) and print its token")
+    add.add_argument("username")
+    add.add_argument("--org", action="append", default=[], help="an org whose listing it may read; repeatable")
+    add.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (default: in the root)")
+    add.set_defaults(handler=cmd_accounts_add)
+    listing = accounts_commands.add_parser("list", help="list the accounts (without tokens)")
+    listing.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (default: in the root)")
+    listing.set_defaults(handler=cmd_accounts_list)
+
+    share = commands.add_parser("share", help="share a dataset with another account (read access)")
+    share.add_argument("ref", help="id, ~name or username~name")
+    share.add_argument("username", help="the account to share with")
+    share.add_argument("--remove", action="store_true", help="stop sharing instead")
+    share.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (default: in the root)")
+    share.set_defaults(handler=cmd_share)
+
+    set_fields = commands.add_parser("set", help="set a dataset's title, access or org-listing fields")
+    set_fields.add_argument("ref", help="id, ~name or username~name")
+    set_fields.add_argument("--title")
+    set_fields.add_argument("--general-access", choices=GENERAL_ACCESS_VALUES)
+    set_fields.add_argument("--summary")
+    set_fields.add_argument("--tags", help="comma-separated")
+    set_fields.add_argument("--license")
+    set_fields.add_argument("--task-categories", help="comma-separated")
+    set_fields.add_argument("--size-category")
+    set_fields.add_argument("--format", choices=ORG_FORMATS)
+    set_fields.add_argument("--version", help="semantic version X.Y.Z")
+    set_fields.set_defaults(handler=cmd_set)
 
     ls = commands.add_parser("ls", help="list datasets")
     ls.add_argument("--unnamed", action="store_true", help="include unnamed datasets")
@@ -89,10 +131,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.seed and not root.exists():
         shutil.copytree(args.seed, root)
         print(f"Copied {args.seed} to {root} (the copy is what gets served and changed)")
-    app = create_app({"ROOT": str(root), "PUBLIC_URL": args.public_url})
+    app = create_app(
+        {"ROOT": str(root), "PUBLIC_URL": args.public_url, "ACCOUNTS_FILE": args.accounts,
+         "CORS_ORIGINS": args.cors_origin}
+    )
+    enforced = app.extensions["storage_emulator_accounts"].enforced
     server = make_server(args.host, args.port, app, threaded=True)
     url = f"http://{args.host}:{server.server_port}"
     print(f"storage-emulator serving {root.resolve()} at {url}")
+    mode = "enforced (tokens and access rules apply)" if enforced else "open (any token or none acts as 'local')"
+    print(f"mode: {mode}")
+    if not enforced and args.host not in LOOPBACK_HOSTS:
+        print(
+            f"WARNING: open mode on {args.host}: anyone who can reach this port can read and change every dataset; "
+            "bind 127.0.0.1 or configure accounts (storage-emulator accounts add NAME)"
+        )
     print(f'Python: ApifyClient(token="local", api_url="{url}")   JS: new ApifyClient({{ baseUrl: "{url}" }})')
     sys.stdout.flush()
     try:
@@ -178,6 +231,62 @@ def cmd_export(args: argparse.Namespace) -> int:
     with bar, (sys.stdout.buffer if args.output == "-" else open(args.output, "wb")) as out:
         for chunk in chunks:
             out.write(chunk)
+    return 0
+
+
+def _accounts_path(args: argparse.Namespace) -> Path:
+    return Path(args.accounts) if args.accounts else default_accounts_path(resolve_root(args))
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    """Add an account and print its new token."""
+    account = add_account(_accounts_path(args), args.username, orgs=tuple(args.org))
+    print(f"account {account.username} (id {account.id}) token:")
+    print(account.token)
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    """Print the configured accounts."""
+    path = _accounts_path(args)
+    if not path.exists():
+        print(f"no accounts file at {path}: open mode")
+        return 0
+    for account in read_accounts(path):
+        orgs = ", ".join(account.orgs) or "-"
+        print(f"{account.username:<20} {account.id:<17}  orgs: {orgs}  general_access: {account.general_access}")
+    return 0
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    """Share a dataset with an account, or stop sharing it."""
+    repo = _repo(args)
+    account = AccountRegistry.load(repo.root, Path(args.accounts) if args.accounts else None).by_username(
+        args.username
+    )
+    if account is None:
+        raise InvalidInput(f"No account named '{args.username}'")
+    dataset = repo.get_dataset(args.ref)
+    shared = [i for i in dataset.shared_with if i != account.id] + ([] if args.remove else [account.id])
+    repo.update_dataset(dataset.id, shared_with=shared)
+    print(f"{dataset.name or dataset.id} is {'no longer ' if args.remove else ''}shared with {account.username}")
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    """Set dataset fields from the command line."""
+    repo = _repo(args)
+    changes: dict[str, Any] = {}
+    for option in ("title", "summary", "license", "size_category", "format", "version", "general_access"):
+        value = getattr(args, option)
+        if value is not None:
+            changes[option] = value
+    for option in ("tags", "task_categories"):
+        value = getattr(args, option)
+        if value is not None:
+            changes[option] = [part.strip() for part in value.split(",") if part.strip()]
+    dataset = repo.update_dataset(repo.get_dataset(args.ref).id, **changes)
+    print(json.dumps(dataset.model_dump(mode="json", by_alias=True, include=set(changes)), indent=2))
     return 0
 
 

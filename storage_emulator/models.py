@@ -25,6 +25,10 @@ GeneralAccess = Literal[
 ]
 GENERAL_ACCESS_VALUES: tuple[str, ...] = GeneralAccess.__args__  # type: ignore[attr-defined]
 
+OrgFormat = Literal["parquet", "csv", "arrow", "feather", "json", "jsonl"]
+ORG_FORMATS: tuple[str, ...] = OrgFormat.__args__  # type: ignore[attr-defined]
+SEMVER_PATTERN = r"^\d+\.\d+\.\d+$"
+
 DEFAULT_ORG_VERSION = "0.1.0"
 """Version reported by the org listing for a dataset that has no explicit version."""
 
@@ -105,9 +109,9 @@ class DatasetMetadata(BaseModel):
     """Task categories, filtered by the org listing's ``task_categories``."""
     size_category: str | None = None
     """Size category, e.g. ``n<1K``; derived from the item count when unset."""
-    format: str = "json"
+    format: OrgFormat = "json"
     """Storage format reported by the org listing; items are JSON files."""
-    version: str = DEFAULT_ORG_VERSION
+    version: str = Field(default=DEFAULT_ORG_VERSION, pattern=SEMVER_PATTERN)
     """Semantic version reported by the org listing."""
     origin: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance."""

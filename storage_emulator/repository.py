@@ -498,9 +498,22 @@ class DatasetRepository:
             if name is not _UNSET and name != dataset.name:
                 folder = self._move(folder, dataset, name)
                 changes["name"] = name
-            updated = dataset.model_copy(update={**changes, "modified_at": utc_now()})
+            updated = self._validated(dataset, {**changes, "modified_at": utc_now()})
             self.write_metadata(folder, updated)
             return updated
+
+    @staticmethod
+    def _validated(dataset: DatasetMetadata, changes: dict[str, Any]) -> DatasetMetadata:
+        """Apply changes through the model's validation, so a bad value is refused before anything is written."""
+        data = {**dataset.model_dump(by_alias=True), **changes}
+        if "dataset_schema" in data:
+            data["schema"] = data.pop("dataset_schema")
+        try:
+            return DatasetMetadata.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise InvalidParameter(field, first["msg"], location="body") from None
 
     def _checked_org_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         allowed = {"summary", "tags", "license", "task_categories", "size_category", "format", "version", "origin",

@@ -63,6 +63,12 @@ class LiveServer:
 
 
 @pytest.fixture
+def serve() -> type[LiveServer]:
+    """Return the LiveServer class, to serve an app of a test's own: ``with serve(app) as server: ...``."""
+    return LiveServer
+
+
+@pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """Serve the app on a real socket for the duration of a test."""
     with LiveServer(app) as server:

@@ -9,9 +9,11 @@ from urllib.parse import parse_qs
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..repository import DatasetRepository
 from . import apify_api, org_api, pages
+from .cors import enable_cors
 from .envelopes import error_response
 
 DEFAULT_ROOT = "./storage"
@@ -35,12 +37,18 @@ class MethodOverride:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
     app = Flask(__name__)
-    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None)
-    app.config.from_prefixed_env("STORAGE_EMULATOR")  # STORAGE_EMULATOR_ROOT, STORAGE_EMULATOR_PUBLIC_URL
+    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[])
+    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list)
+    app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["storage_emulator"] = DatasetRepository(Path(app.config["ROOT"]))
+    root = Path(app.config["ROOT"])
+    accounts_file = Path(app.config["ACCOUNTS_FILE"]) if app.config["ACCOUNTS_FILE"] else None
+    app.extensions["storage_emulator"] = DatasetRepository(root)
+    app.extensions["storage_emulator_accounts"] = AccountRegistry.load(root, accounts_file)
+    if app.config["CORS_ORIGINS"]:
+        enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(org_api.bp)

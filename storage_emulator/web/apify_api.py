@@ -11,9 +11,9 @@ from ..errors import InvalidInput, InvalidParameter
 from ..formats import FORMATS, ExportOptions, render
 from ..item_schema import check_schema, field_statistics, validate_items
 from ..push_body import parse_items, read_body
-from ..repository import DatasetRepository
 from ..serializers import dataset_list_item, dataset_resource
 from ..transform import ItemTransform, transform_items
+from .access import may_write, repo, require_caller, resolve_for_read, resolve_for_write
 from .envelopes import json_response
 from .params import bool_param, choice_param, int_param, list_param
 
@@ -21,11 +21,6 @@ bp = Blueprint("apify", __name__, url_prefix="/v2")
 
 LIST_LIMIT_MAX = 1000
 NO_LIMIT_HEADER_VALUE = "999999999999"
-
-
-def repo() -> DatasetRepository:
-    """Return the app's repository."""
-    return current_app.extensions["storage_emulator"]  # type: ignore[no-any-return]
 
 
 def base_url() -> str:
@@ -38,9 +33,9 @@ def public_url() -> str:
     return (current_app.config.get("PUBLIC_URL") or base_url()).rstrip("/")
 
 
-def render_dataset(dataset: Any) -> dict[str, Any]:
-    """Serialize one dataset for the caller."""
-    return dataset_resource(dataset, repo(), base_url=base_url(), public_url=public_url(), may_write=True)
+def render_dataset(dataset: Any, *, may_write: bool) -> dict[str, Any]:
+    """Serialize one dataset; the signing key and public URL only for callers who may write."""
+    return dataset_resource(dataset, repo(), base_url=base_url(), public_url=public_url(), may_write=may_write)
 
 
 @bp.get("/datasets")
@@ -49,6 +44,7 @@ def list_datasets() -> Response:
     args = request.args
     limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
     page = repo().list_datasets(
+        caller=require_caller(),
         offset=int_param(args, "offset", 0) or 0,
         limit=min(limit, LIST_LIMIT_MAX),
         desc=bool_param(args, "desc"),
@@ -71,15 +67,16 @@ def list_datasets() -> Response:
 @bp.post("/datasets")
 def get_or_create_dataset() -> Response:
     """Create a dataset; with ``?name=``, return the existing one of that name if there is one."""
+    caller = require_caller()
     name = request.args.get("name")
     if name == "":
         name = None
     schema = _create_body_schema()
-    dataset, created = repo().get_or_create_dataset(name=name, schema=schema)
+    dataset, created = repo().get_or_create_dataset(name=name, schema=schema, owner=caller)
     if not created:
-        return json_response({"data": render_dataset(dataset)}, 200)
+        return json_response({"data": render_dataset(dataset, may_write=True)}, 200)
     location = f"{base_url()}/v2/datasets/{dataset.id}"
-    return json_response({"data": render_dataset(dataset)}, 201, headers={"Location": location})
+    return json_response({"data": render_dataset(dataset, may_write=True)}, 201, headers={"Location": location})
 
 
 def _create_body_schema() -> dict[str, Any] | None:
@@ -102,12 +99,15 @@ def _create_body_schema() -> dict[str, Any] | None:
 @bp.get("/datasets/<ref>")
 def get_dataset(ref: str) -> Response:
     """Return one dataset's metadata."""
-    return json_response({"data": render_dataset(repo().get_dataset(ref, touch_accessed=True))})
+    dataset, caller = resolve_for_read(ref)
+    touched = repo().get_dataset(dataset.id, touch_accessed=True)
+    return json_response({"data": render_dataset(touched, may_write=may_write(touched, caller))})
 
 
 @bp.put("/datasets/<ref>")
 def update_dataset(ref: str) -> Response:
     """Rename a dataset, or set its ``generalAccess`` or ``title``."""
+    dataset, _caller = resolve_for_write(ref)
     body = _json_object_body()
     changes: dict[str, Any] = {}
     if "name" in body:
@@ -120,7 +120,7 @@ def update_dataset(ref: str) -> Response:
         changes["title"] = body["title"]
     if body.get("generalAccess") is not None:
         changes["general_access"] = body["generalAccess"]
-    return json_response({"data": render_dataset(repo().update_dataset(ref, **changes))})
+    return json_response({"data": render_dataset(repo().update_dataset(dataset.id, **changes), may_write=True)})
 
 
 def _json_object_body() -> dict[str, Any]:
@@ -139,17 +139,18 @@ def _json_object_body() -> dict[str, Any]:
 @bp.delete("/datasets/<ref>")
 def delete_dataset(ref: str) -> Response:
     """Delete a dataset."""
-    repo().delete_dataset(ref)
+    dataset, _caller = resolve_for_write(ref)
+    repo().delete_dataset(dataset.id)
     return Response(status=204)
 
 
 @bp.post("/datasets/<ref>/items")
 def push_items(ref: str) -> Response:
     """Append one item or an array of items, all or nothing."""
-    dataset = repo().get_dataset(ref)
+    dataset, _caller = resolve_for_write(ref)
     items = parse_items(read_body(request.stream, request.headers.get("Content-Encoding")))
     validate_items(items, dataset.dataset_schema)
-    repo().push_items(ref, items)
+    repo().push_items(dataset.id, items)
     location = f"{base_url()}/v2/datasets/{dataset.id}/items"
     return json_response({}, 201, headers={"Location": location})
 
@@ -168,7 +169,8 @@ def read_items(ref: str) -> Response:
     bom = bool_param(args, "bom", fmt == "csv")
     skip_header_row = bool_param(args, "skipHeaderRow")
     attachment = bool_param(args, "attachment")
-    page = repo().read_items(ref, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
+    dataset, _caller = resolve_for_read(ref, signature=args.get("signature"))
+    page = repo().read_items(dataset.id, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
     if args.get("view"):
         transform = transform.with_view(_view(page.dataset.dataset_schema, args["view"]))
     transform.validate()
@@ -225,6 +227,7 @@ def _view(schema: dict[str, Any] | None, name: str) -> dict[str, Any]:
 @bp.get("/datasets/<ref>/statistics")
 def get_statistics(ref: str) -> Response:
     """Return field statistics for the fields the dataset schema declares."""
-    page = repo().read_items(ref, count_read=False)
+    dataset, _caller = resolve_for_read(ref)
+    page = repo().read_items(dataset.id, count_read=False)
     stats = field_statistics(page.items(), page.dataset.dataset_schema)
     return json_response({"data": {"fieldStatistics": stats}})

@@ -79,7 +79,8 @@ def _org_error(exc: Exception, status: int, message: str) -> Response:
         status = 422
         errors = [{"loc": [exc.location, exc.parameter], "msg": exc.rule, "type": "value_error"}]
     if status == 401:
-        message = "Authentication failed"
+        # The documented 401 body, exactly: no other keys, whatever went wrong with the token.
+        return json_response({"code": 401, "detail": "Authentication failed", "type": "authentication_error"}, 401)
     body = {"code": status, "detail": message, "type": ORG_ERROR_TYPES.get(status, "error"), "errors": errors}
     return json_response(body, status)
 

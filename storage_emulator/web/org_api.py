@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
-from ..errors import InvalidParameter
+from ..errors import InsufficientPermissions, InvalidParameter, TokenNotProvided
 from ..org_listing import SORT_DIRECTIONS, SORT_FIELDS, OrgDatasetQuery, list_org_datasets
+from .access import current_caller, may_list_org, registry, repo
 from .envelopes import json_response, org_validation_error
 from .params import choice_param, int_param
 
@@ -54,7 +55,12 @@ def list_org_datasets_view(org: str) -> Response:
     )
     if problems:
         return org_validation_error(problems)
-    body: dict[str, Any] = list_org_datasets(current_app.extensions["storage_emulator"], query)
+    caller = current_caller()
+    if registry().enforced and caller is None:
+        raise TokenNotProvided("Authentication failed")
+    if not may_list_org(org, caller):
+        raise InsufficientPermissions(f"You are not a member of the organization '{org}'")
+    body: dict[str, Any] = list_org_datasets(repo(), query)
     return json_response(body)
 
 

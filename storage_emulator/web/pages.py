@@ -7,6 +7,7 @@ from itertools import islice
 from flask import Blueprint, current_app, render_template_string
 
 from ..serializers import iso_time
+from .access import current_caller, may_read, resolve_for_read
 
 bp = Blueprint("pages", __name__)
 PREVIEW_ROWS = 50
@@ -36,9 +37,11 @@ _DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a
 def index() -> str:
     """Show every dataset of the storage root."""
     repo = current_app.extensions["storage_emulator"]
+    caller = current_caller()
+    datasets = [d for d in repo.all_datasets() if may_read(d, caller)]  # enforced mode: only what the caller may see
     return render_template_string(
         _INDEX, layout=current_app.jinja_env.from_string(_LAYOUT), title="storage-emulator",
-        root=repo.root.resolve(), datasets=repo.all_datasets(), owner=repo.owner_username, iso=iso_time,
+        root=repo.root.resolve(), datasets=datasets, owner=repo.owner_username, iso=iso_time,
     )
 
 
@@ -46,7 +49,8 @@ def index() -> str:
 def view_dataset(ref: str) -> str:
     """Show one dataset and its first items."""
     repo = current_app.extensions["storage_emulator"]
-    page = repo.read_items(ref, limit=PREVIEW_ROWS, count_read=False)
+    dataset, _caller = resolve_for_read(ref)
+    page = repo.read_items(dataset.id, limit=PREVIEW_ROWS, count_read=False)
     rows = list(islice(page.items(), PREVIEW_ROWS))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return render_template_string(
