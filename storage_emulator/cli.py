@@ -123,6 +123,16 @@ def resolve_root(args: argparse.Namespace) -> Path:
     return Path(getattr(args, "sub_root", None) or args.root or _default_root())
 
 
+def exposure_warning(host: str, *, enforced: bool) -> str | None:
+    """Return a warning when open mode (no tokens checked) would listen beyond this machine."""
+    if enforced or host in LOOPBACK_HOSTS:
+        return None
+    return (
+        f"WARNING: open mode on {host}: anyone who can reach this port can read and change every dataset; "
+        "bind 127.0.0.1 or configure accounts (storage-emulator accounts add NAME)"
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the root until interrupted."""
     from werkzeug.serving import make_server
@@ -141,11 +151,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"storage-emulator serving {root.resolve()} at {url}")
     mode = "enforced (tokens and access rules apply)" if enforced else "open (any token or none acts as 'local')"
     print(f"mode: {mode}")
-    if not enforced and args.host not in LOOPBACK_HOSTS:
-        print(
-            f"WARNING: open mode on {args.host}: anyone who can reach this port can read and change every dataset; "
-            "bind 127.0.0.1 or configure accounts (storage-emulator accounts add NAME)"
-        )
+    warning = exposure_warning(args.host, enforced=enforced)
+    if warning:
+        print(warning)
     print(f'Python: ApifyClient(token="local", api_url="{url}")   JS: new ApifyClient({{ baseUrl: "{url}" }})')
     sys.stdout.flush()
     try:
