@@ -33,16 +33,30 @@ def _default_root() -> str:
     return os.environ.get(ROOT_ENV, DEFAULT_ROOT)
 
 
+class _Subcommands:
+    """Add subcommands that all inherit the shared options."""
+
+    def __init__(self, actions: Any, parent: argparse.ArgumentParser) -> None:
+        self.actions = actions
+        self.parent = parent
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Add one subcommand."""
+        return self.actions.add_parser(name, parents=[self.parent], **kwargs)  # type: ignore[no-any-return]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="storage-emulator", description="Offline Apify Dataset API emulator.")
     parser.add_argument(
         "--root", default=None, help=f"storage root (default: ${ROOT_ENV} or {DEFAULT_ROOT}, as Crawlee uses)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    # Every subcommand also takes --root, so it may come before or after the subcommand.
+    root_option = argparse.ArgumentParser(add_help=False)
+    root_option.add_argument("--root", dest="sub_root", default=None, help="storage root (same as the global --root)")
+    commands = _Subcommands(parser.add_subparsers(dest="command", required=True), root_option)
 
     serve = commands.add_parser("serve", help="serve the storage root over HTTP")
-    serve.add_argument("--root", dest="sub_root", default=None, help="storage root (same as the global --root)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--public-url", default=None, help="public base URL for itemsPublicUrl (default: served URL)")
@@ -60,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     accounts = commands.add_parser("accounts", help="manage the accounts of enforced mode")
-    accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    accounts_commands = _Subcommands(accounts.add_subparsers(dest="accounts_command", required=True), root_option)
     add = accounts_commands.add_parser("add", help="add an account (or renew its token) and print its token")
     add.add_argument("username")
     add.add_argument("--org", action="append", default=[], help="an org whose listing it may read; repeatable")
@@ -173,11 +187,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
     """Print one line per dataset."""
     repo = _repo(args)
     page = repo.list_datasets(unnamed=args.unnamed, limit=sys.maxsize)
-    print(f"{'ID':<17}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
+    id_width = max([17, *(len(dataset.id) for dataset in page.items)])
+    print(f"{'ID':<{id_width}}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
     for dataset in page.items:
         modified = iso_time(dataset.modified_at)
         name = dataset.name or "(unnamed)"
-        print(f"{dataset.id:<17}  {name:<30}  {repo.owner_username(dataset):<12}  {dataset.item_count:>9}  {modified}")
+        owner = repo.owner_username(dataset)
+        print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
     return 0
 
 
@@ -194,16 +210,31 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _read_items_file(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON array (or one object) or JSONL file; the ``.jsonl`` suffix or a failed whole parse means JSONL."""
+    """Read a JSON array (or one object) or a JSONL file; ``.jsonl``, or a whole-file parse that fails, means JSONL."""
     data = path.read_bytes()
-    if path.suffix != ".jsonl":
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path, data)
+    try:
+        return parse_items(data)
+    except InvalidInput as whole_file_error:
+        if len(data.strip().splitlines()) < 2:
+            raise InvalidInput(f"{path}: {whole_file_error.message}") from None
         try:
-            return parse_items(data)
+            return _read_jsonl(path, data)
         except InvalidInput:
-            if len(data.strip().splitlines()) < 2:
-                raise
-    lines = [line for line in data.splitlines() if line.strip()]
-    return [item for line in lines for item in parse_items(line)]
+            # Neither reading works: the whole-file error is the one that points at the real mistake.
+            raise InvalidInput(f"{path}: {whole_file_error.message}") from None
+
+
+def _read_jsonl(path: Path, data: bytes) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            try:
+                items.extend(parse_items(line))
+            except InvalidInput as exc:
+                raise InvalidInput(f"{path}, line {number}: {exc.message}") from None
+    return items
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -317,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except EmulatorError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing or unreadable file named on the command line
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return 2
 
 

@@ -73,14 +73,19 @@ def render(fmt: str, items_factory: ItemsFactory, options: ExportOptions) -> Ite
     Parameters are checked now, so a bad request fails before a response starts; the items are read only
     as the chunks are pulled.
     """
-    if fmt not in FORMATS:
-        raise InvalidParameter("format", "must be one of json, jsonl, csv, html, xlsx, xml, rss")
+    check_options(fmt, options)
     if fmt == "xlsx":
         return _xlsx_chunks(items_factory, options)
-    if fmt == "csv":
-        _check_delimiter(options.delimiter)
     bom = options.bom if options.bom is not None else fmt == "csv"
     return _chunked(_TEXT_WRITERS[fmt](items_factory, options), bom=bom)
+
+
+def check_options(fmt: str, options: ExportOptions) -> None:
+    """Raise ``InvalidParameter`` for an unknown format or a bad csv delimiter, before any item is read."""
+    if fmt not in FORMATS:
+        raise InvalidParameter("format", "must be one of json, jsonl, csv, html, xlsx, xml, rss")
+    if fmt == "csv":
+        _check_delimiter(options.delimiter)
 
 
 def _chunked(pieces: Iterable[str], *, bom: bool) -> Iterator[bytes]:
@@ -223,8 +228,8 @@ def _csv_pieces(items_factory: ItemsFactory, options: ExportOptions) -> Iterator
 
 def _check_delimiter(delimiter: str) -> None:
     # One character, and not one that csv needs for quoting or line ends (the output would not parse back).
-    if len(delimiter) != 1 or delimiter in '"\r\n':
-        raise InvalidParameter("delimiter", "must be a single character other than a quote or a line break")
+    if len(delimiter) != 1 or delimiter in '"\r\n\x00':
+        raise InvalidParameter("delimiter", "must be a single character other than a quote, a line break or NUL")
 
 
 def _html_pieces(items_factory: ItemsFactory, options: ExportOptions) -> Iterator[str]:

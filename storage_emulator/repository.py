@@ -35,6 +35,7 @@ from .models import (
 )
 from .naming import (
     FOREIGN_ID_PATTERN,
+    ID_PATTERN,
     check_name,
     id_for_folder,
     is_valid_name,
@@ -207,9 +208,12 @@ class DatasetRepository:
         path = self.datasets_dir / folder
         mtime = os.stat(path).st_mtime
         when = datetime.fromtimestamp(mtime, tz=UTC)
-        looks_like_uuid = len(folder) == UUID_LENGTH and FOREIGN_ID_PATTERN.match(folder) is not None
-        dataset_id = folder if looks_like_uuid else id_for_folder(folder)
-        name = folder if is_valid_name(folder) and not looks_like_uuid else None
+        # Unnamed datasets live in a folder named by their id: a 17-character id (ours) or a UUID (the JS tools').
+        is_id_folder = ID_PATTERN.match(folder) is not None or (
+            len(folder) == UUID_LENGTH and FOREIGN_ID_PATTERN.match(folder) is not None
+        )
+        dataset_id = folder if is_id_folder else id_for_folder(folder)
+        name = None if is_id_folder or not is_valid_name(folder) else folder
         count = ItemStore(path).highest_index()
         return DatasetMetadata(
             id=dataset_id, name=name, accessed_at=when, created_at=when, modified_at=when, item_count=count

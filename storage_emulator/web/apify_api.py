@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import InvalidInput, InvalidParameter
-from ..formats import FORMATS, ExportOptions, render
+from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import check_schema, field_statistics, validate_items
 from ..push_body import parse_items, read_body
 from ..serializers import dataset_list_item, dataset_resource
@@ -160,8 +160,6 @@ def read_items(ref: str) -> Response:
     """Read a page of items in one of seven formats, with the five pagination headers."""
     args = request.args
     fmt = (args.get("format") or "json").lower()
-    if fmt not in FORMATS:
-        raise InvalidParameter("format", "must be one of " + ", ".join(FORMATS))
     offset = int_param(args, "offset", 0) or 0
     limit = int_param(args, "limit", None) or None  # 0 or absent: no limit
     desc = bool_param(args, "desc")
@@ -170,11 +168,10 @@ def read_items(ref: str) -> Response:
     skip_header_row = bool_param(args, "skipHeaderRow")
     attachment = bool_param(args, "attachment")
     dataset, _caller = resolve_for_read(ref, signature=args.get("signature"))
-    page = repo().read_items(dataset.id, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
     if args.get("view"):
-        transform = transform.with_view(_view(page.dataset.dataset_schema, args["view"]))
+        transform = transform.with_view(_view(dataset.dataset_schema, args["view"]))
     transform.validate()
-    title = page.dataset.title or page.dataset.name or page.dataset.id
+    title = dataset.title or dataset.name or dataset.id
     options = ExportOptions(
         bom=bom,
         delimiter=args.get("delimiter") or ",",
@@ -183,9 +180,10 @@ def read_items(ref: str) -> Response:
         xml_row=args.get("xmlRow") or "item",
         fields=transform.output_fields or transform.fields,
         feed_title=f"Dataset {title}",
-        feed_link=f"{base_url()}/view/datasets/{page.dataset.id}",
+        feed_link=f"{base_url()}/view/datasets/{dataset.id}",
     )
-    # Checks the format options before anything is sent; items are read only as the body streams.
+    check_options(fmt, options)  # every parameter is checked before the read is counted
+    page = repo().read_items(dataset.id, offset=offset, limit=limit, desc=desc, count_read=request.method == "GET")
     body = render(fmt, lambda: transform_items(page.items(), transform), options)
     headers = {
         "X-Apify-Pagination-Offset": str(offset),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ..errors import InvalidParameter
 
+INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -31,10 +33,11 @@ def int_param(
     if raw is None or raw == "":
         return default
     rule = f"must be an integer ≥ {minimum}" + (f" and ≤ {maximum}" if maximum is not None else "")
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise InvalidParameter(name, rule) from None
+    text = raw.strip()
+    # int() would also take "1_000" and non-ASCII digits; the API takes plain decimal numbers only.
+    if not INTEGER_PATTERN.match(text):
+        raise InvalidParameter(name, rule)
+    value = int(text)
     if value < minimum or (maximum is not None and value > maximum):
         raise InvalidParameter(name, rule)
     return value
