@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from envelopes import assert_apify_error, assert_org_error
 from flask.testing import FlaskClient
 
 from storage_emulator import DEFAULT_ACCOUNT, Account, DatasetRepository
@@ -15,28 +16,8 @@ from storage_emulator.naming import ID_PATTERN
 OTHER = Account(id="otherAccount00001", username="alice")
 
 
-def assert_apify_error(response, status: int, error_type: str, *, mentions: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Pin the Apify envelope: JSON, exactly {"error": {"type", "message"[, "data"]}}."""
-    assert response.status_code == status
-    assert response.content_type == "application/json; charset=utf-8"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) <= {"type", "message", "data"}
-    assert body["error"]["type"] == error_type
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    if mentions:
-        assert mentions in body["error"]["message"]
 
 
-def assert_org_error(response, status: int, error_type: str) -> dict:  # type: ignore[no-untyped-def]
-    """Pin the org envelope: {"code", "detail", "type", "errors"}."""
-    assert response.status_code == status
-    assert response.content_type == "application/json; charset=utf-8"
-    body = response.get_json()
-    assert set(body) == {"code", "detail", "type", "errors"}
-    assert body["code"] == status and body["type"] == error_type
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def folders(storage_root: Path) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import brotli
 import pytest
+from envelopes import assert_apify_error
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -59,17 +60,6 @@ def datasets(app: Flask) -> Datasets:
     return Datasets(target=target.id, typed=typed.id, other=other.id)
 
 
-def assert_apify_error(response: Any, status: int, error_type: str, *, mentions: str | None = None) -> None:
-    """Pin the Apify envelope: JSON, exactly {"error": {"type", "message"[, "data"]}} (as in test_http_datasets)."""
-    assert response.status_code == status, response.data
-    assert response.content_type == "application/json; charset=utf-8"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) <= {"type", "message", "data"}
-    assert body["error"]["type"] == error_type
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    if mentions:
-        assert mentions in body["error"]["message"]
 
 
 def disk_state(storage_root: Path) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
