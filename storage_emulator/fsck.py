@@ -28,9 +28,9 @@ def check_root(repo: DatasetRepository, *, repair: bool = False) -> list[Finding
     """Check every dataset folder of the root; with ``repair``, fix each problem found."""
     findings: list[Finding] = []
     for entry in sorted(os.scandir(repo.datasets_dir), key=lambda e: e.name):
-        if entry.name.startswith(LEFTOVER_PREFIXES) and entry.is_dir():
+        if entry.name.startswith(LEFTOVER_PREFIXES) and entry.is_dir(follow_symlinks=False):
             findings.append(_leftover(Path(entry.path), repair))
-        elif not entry.name.startswith(".") and entry.is_dir():
+        elif not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
             findings.extend(_check_folder(repo, entry.name, repair))
     return findings
 

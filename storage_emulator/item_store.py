@@ -31,6 +31,12 @@ def encode_item(item: dict[str, Any]) -> bytes:
         return json.dumps(item, ensure_ascii=True, indent=2).encode("ascii")
 
 
+def _read_no_follow(path: Path) -> bytes:
+    """Read a file, refusing a symlink (one planted in the root could lead out of it)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
+        return f.read()
+
+
 class ItemStore:
     """Read and append the numbered item files of one dataset folder.
 
@@ -54,8 +60,7 @@ class ItemStore:
         for index in indices:
             path = self.path_for(index)
             try:
-                with open(path, "rb") as f:
-                    item = json.loads(f.read())
+                item = json.loads(_read_no_follow(path))
             except FileNotFoundError:
                 log.warning("item file %s is missing; skipped", path)
                 continue
@@ -90,14 +95,13 @@ class ItemStore:
         while True:
             path = self.path_for(index)
             try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                break
-            try:
+                data = _read_no_follow(path)
                 item = json.loads(data)
                 if not isinstance(item, dict):
                     raise ValueError("not a JSON object")
-            except ValueError as exc:
+            except FileNotFoundError:
+                break
+            except (OSError, ValueError) as exc:
                 aside = path.with_name(f".{path.name}.corrupt")
                 os.replace(path, aside)
                 log.warning("item file %s is incomplete (%s); moved aside to %s", path, exc, aside.name)

@@ -142,8 +142,8 @@ class DatasetRepository:
             changed = False
             with os.scandir(self.datasets_dir) as entries:
                 for entry in entries:
-                    if entry.name.startswith(".") or not entry.is_dir():
-                        continue
+                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                        continue  # a symlink planted in the root could lead outside it: never follow one
                     seen.add(entry.name)
                     key = self._stat_key(Path(entry.path))
                     cached = self._scan_cache.get(entry.name)
@@ -247,7 +247,7 @@ class DatasetRepository:
             raise DatasetNotFound(dataset_id)
         candidates = [self._folder_by_id.get(dataset_id), dataset_id]  # unnamed datasets live in <id>/
         for folder in candidates:
-            if folder is None or not (self.datasets_dir / folder).is_dir():
+            if folder is None or not self._is_dataset_folder(folder):
                 continue
             try:
                 dataset = self._read_cached(folder)
@@ -265,7 +265,7 @@ class DatasetRepository:
     def _locate_by_name(self, name: str, *, owner_username: str) -> tuple[str, DatasetMetadata]:
         owner = self._account_named(owner_username)
         fast_folder = self._folder_for(name, "", owner) if owner else None
-        if fast_folder and (self.datasets_dir / fast_folder).is_dir():
+        if fast_folder and self._is_dataset_folder(fast_folder):
             dataset = self._read_cached(fast_folder)  # a broken folder of that name raises DatasetCorrupted
             if dataset.name == name and self.owner_username(dataset) == owner_username:
                 return fast_folder, dataset
@@ -275,9 +275,14 @@ class DatasetRepository:
             known = self._sorted
         for folder, dataset in known if known is not None else self._scan():
             if dataset.name == name and self.owner_username(dataset) == owner_username:
-                if (self.datasets_dir / folder).is_dir():
+                if self._is_dataset_folder(folder):
                     return folder, dataset
         raise DatasetNotFound(f"{owner_username}~{name}")
+
+    def _is_dataset_folder(self, folder: str) -> bool:
+        """Tell whether ``datasets/<folder>`` is a real directory (not a symlink, which could lead outside)."""
+        path = self.datasets_dir / folder
+        return path.is_dir() and not path.is_symlink()
 
     def _account_named(self, username: str) -> Account | None:
         if username == self.default_account.username:

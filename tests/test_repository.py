@@ -228,3 +228,32 @@ def test_second_repository_sees_changes_of_the_first(storage_root: Path) -> None
 
     assert second.get_dataset(created.id).name == "cross"
     assert second.list_datasets().total == 1
+
+
+def test_symlinks_planted_in_the_root_are_never_followed(
+    repo: DatasetRepository, storage_root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "__metadata__.json").write_text(
+        json.dumps({"id": "outsideOutside123", "name": "evil", "item_count": 1, "created_at": "2026-01-01 00:00:00+00:00",
+                    "modified_at": "2026-01-01 00:00:00+00:00", "accessed_at": "2026-01-01 00:00:00+00:00"})
+    )
+    (outside / "000000001.json").write_text('{"secret": true}')
+    (storage_root / "datasets" / "evil").symlink_to(outside)
+    dataset, _ = repo.get_or_create_dataset(name="inside")
+    repo.push_items(dataset.id, [{"ok": 1}])
+    (storage_root / "datasets" / "inside" / "000000002.json").symlink_to(outside / "000000001.json")
+
+    assert [d.name for d in repo.list_datasets().items] == ["inside"]
+    for ref in ("~evil", "outsideOutside123"):
+        with pytest.raises(DatasetNotFound):
+            repo.get_dataset(ref)
+    with pytest.raises(NameNotUnique):
+        repo.get_or_create_dataset(name="evil")  # the name's folder is taken, and nothing is written through it
+    pushed = repo.push_items(dataset.id, [{"new": 1}])  # index 2 is the planted link: moved aside, not followed
+    assert pushed.item_count == 2
+    assert (storage_root / "datasets" / "inside" / ".000000002.json.corrupt").is_symlink()
+    assert list(repo.read_items(dataset.id).items()) == [{"ok": 1}, {"new": 1}]
+    assert sorted(p.name for p in outside.iterdir()) == ["000000001.json", "__metadata__.json"]
+    assert (outside / "000000001.json").read_text() == '{"secret": true}'
