@@ -236,8 +236,9 @@ def test_symlinks_planted_in_the_root_are_never_followed(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "__metadata__.json").write_text(
-        json.dumps({"id": "outsideOutside123", "name": "evil", "item_count": 1, "created_at": "2026-01-01 00:00:00+00:00",
-                    "modified_at": "2026-01-01 00:00:00+00:00", "accessed_at": "2026-01-01 00:00:00+00:00"})
+        json.dumps({"id": "outsideOutside123", "name": "evil", "item_count": 1,
+                    "created_at": "2026-01-01 00:00:00+00:00", "modified_at": "2026-01-01 00:00:00+00:00",
+                    "accessed_at": "2026-01-01 00:00:00+00:00"})
     )
     (outside / "000000001.json").write_text('{"secret": true}')
     (storage_root / "datasets" / "evil").symlink_to(outside)
