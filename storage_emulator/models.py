@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 
 DATASETS_DIR = "datasets"
 """Folder under the storage root that holds one folder per dataset (as Crawlee and `apify run` use)."""
@@ -31,6 +31,16 @@ SEMVER_PATTERN = r"^\d+\.\d+\.\d+$"
 
 DEFAULT_ORG_VERSION = "0.1.0"
 """Version reported by the org listing for a dataset that has no explicit version."""
+
+
+# Crawlee's fields as the JS tools name them.
+JS_KEYS = {
+    "accessed_at": "accessedAt",
+    "created_at": "createdAt",
+    "modified_at": "modifiedAt",
+    "item_count": "itemCount",
+    "user_id": "userId",
+}
 
 
 def utc_now() -> datetime:
@@ -116,8 +126,28 @@ class DatasetMetadata(BaseModel):
     origin: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance."""
 
+    _js_style: bool = PrivateAttr(default=False)
+
+    @classmethod
+    def from_file(cls, raw: dict[str, Any]) -> DatasetMetadata:
+        """Validate a metadata file's content, remembering whether the JS tools wrote it (camelCase)."""
+        dataset = cls.model_validate(raw)
+        dataset._js_style = "itemCount" in raw and "item_count" not in raw
+        return dataset
+
     def to_json(self) -> str:
-        """Serialize like Crawlee does: snake_case keys, ``str(datetime)``, 2-space indent."""
+        """Serialize in the style of the tool that owns the file.
+
+        Crawlee for Python's style (snake_case, ``str(datetime)``, 2-space indent) by default; a file the JS
+        tools wrote keeps their camelCase keys and ISO dates, so they still read it after we rewrite it.
+        """
         data = self.model_dump(by_alias=True)
-        return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        if not self._js_style:
+            return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        for snake, camel in JS_KEYS.items():
+            value = data.pop(snake)
+            if isinstance(value, datetime):
+                value = value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            data[camel] = value
+        return json.dumps(data, ensure_ascii=False, indent="\t", default=str)
 

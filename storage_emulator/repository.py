@@ -192,7 +192,7 @@ class DatasetRepository:
         try:
             if not isinstance(raw, dict):
                 raise ValueError("the file does not hold a JSON object")
-            return DatasetMetadata.model_validate(raw)
+            return DatasetMetadata.from_file(raw)
         except (ValidationError, ValueError) as exc:
             raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
 

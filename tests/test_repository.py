@@ -258,3 +258,23 @@ def test_symlinks_planted_in_the_root_are_never_followed(
     assert list(repo.read_items(dataset.id).items()) == [{"ok": 1}, {"new": 1}]
     assert sorted(p.name for p in outside.iterdir()) == ["000000001.json", "__metadata__.json"]
     assert (outside / "000000001.json").read_text() == '{"secret": true}'
+
+
+def test_a_camel_case_metadata_file_keeps_its_style_when_rewritten(storage_root: Path) -> None:
+    folder = storage_root / "datasets" / "js-made"
+    folder.mkdir(parents=True)
+    (folder / "__metadata__.json").write_text(
+        json.dumps({"id": "js-made-uuid-0001", "name": "js-made", "itemCount": 0,
+                    "createdAt": "2024-01-02T03:04:05.000Z", "modifiedAt": "2024-01-02T03:04:05.000Z",
+                    "accessedAt": "2024-01-02T03:04:05.000Z"}, indent="\t")
+    )
+    repo = DatasetRepository(storage_root)
+
+    repo.push_items("~js-made", [{"a": 1}])
+
+    text = (folder / "__metadata__.json").read_text()
+    on_disk = json.loads(text)
+    assert on_disk["itemCount"] == 1 and "item_count" not in on_disk
+    assert on_disk["createdAt"] == "2024-01-02T03:04:05.000Z" and on_disk["modifiedAt"].endswith("Z")
+    assert text.startswith("{\n\t")
+    assert repo.get_dataset("~js-made").item_count == 1
