@@ -22,16 +22,20 @@ ITEM_FILENAME_PATTERN = re.compile(rf"^(\d{{{ITEM_FILENAME_DIGITS}}})\.json$")
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
-    """Serialize one item as Crawlee does (2-space indent, UTF-8)."""
-    text = json.dumps(item, ensure_ascii=False, indent=2)
+    """Serialize one item as UTF-8 JSON on one line.
+
+    Crawlee indents its item files, but any JSON reads back the same, and ``indent`` would force Python's
+    pure-Python encoder: one line is twice as fast to write and still plain to read with an editor or ``jq``.
+    """
+    text = json.dumps(item, ensure_ascii=False)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate ("\ud800" is valid JSON) has no UTF-8 form: keep it as an escape, as Node does.
-        return json.dumps(item, ensure_ascii=True, indent=2).encode("ascii")
+        return json.dumps(item, ensure_ascii=True).encode("ascii")
 
 
-def _read_no_follow(path: Path) -> bytes:
+def _read_no_follow(path: str | Path) -> bytes:
     """Read a file, refusing a symlink (one planted in the root could lead out of it)."""
     with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
         return f.read()
@@ -46,10 +50,14 @@ class ItemStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._prefix = f"{folder}{os.sep}"  # plain strings: a Path per item costs more than the write itself
 
     def path_for(self, index: int) -> Path:
         """Return the path of the item with this 1-based index."""
-        return self.folder / f"{index:0{ITEM_FILENAME_DIGITS}d}.json"
+        return Path(self._file(index))
+
+    def _file(self, index: int) -> str:
+        return f"{self._prefix}{index:0{ITEM_FILENAME_DIGITS}d}.json"
 
     def read(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
         """Yield the items at these 1-based indices, opening only their files.
@@ -58,7 +66,7 @@ class ItemStore:
         stops a whole export.
         """
         for index in indices:
-            path = self.path_for(index)
+            path = self._file(index)
             try:
                 item = json.loads(_read_no_follow(path))
             except FileNotFoundError:
@@ -77,7 +85,7 @@ class ItemStore:
         """
         written = 0
         for offset, data in enumerate(encoded_items):
-            with open(self.path_for(first_index + offset), "xb") as f:
+            with open(self._file(first_index + offset), "xb") as f:
                 f.write(data)
             written += len(data)
         return written
@@ -126,7 +134,7 @@ class ItemStore:
         total = 0
         for index in indices:
             try:
-                total += os.stat(self.path_for(index)).st_size
+                total += os.stat(self._file(index)).st_size
             except FileNotFoundError:
                 pass
         return total

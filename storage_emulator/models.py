@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 DATASETS_DIR = "datasets"
 """Folder under the storage root that holds one folder per dataset (as Crawlee and `apify run` use)."""
@@ -127,6 +127,12 @@ class DatasetMetadata(BaseModel):
     """Free-form provenance."""
 
     _js_style: bool = PrivateAttr(default=False)
+
+    @field_validator("accessed_at", "created_at", "modified_at")
+    @classmethod
+    def _assume_utc(cls, value: datetime) -> datetime:
+        # A file may carry dates without an offset; they are UTC, and mixing naive with aware would not sort.
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @classmethod
     def from_file(cls, raw: dict[str, Any]) -> DatasetMetadata:

@@ -35,18 +35,19 @@ class OrgDatasetQuery:
 
 def list_org_datasets(repo: DatasetRepository, query: OrgDatasetQuery) -> dict[str, Any]:
     """Return the org listing's response body for ``query``."""
-    rows = [
-        org_summary(dataset, repo)
+    matches = [
+        dataset
         for dataset in repo.all_datasets()
         if dataset.name is not None and _in_scope(dataset, repo, query) and _matches(dataset, query)
     ]
-    rows.sort(key=lambda row: row["id"])  # the stable tie-break, kept by the stable sort below
-    rows.sort(key=lambda row: _sort_value(row, query.sort_by), reverse=query.sort_dir == "desc")
-    total = len(rows)
+    # Sort and page the metadata, then build rows for the page only: a row costs a UUID and three dates.
+    matches.sort(key=lambda dataset: dataset.id)  # the stable tie-break, kept by the stable sort below
+    matches.sort(key=lambda dataset: _sort_value(dataset, repo, query.sort_by), reverse=query.sort_dir == "desc")
+    total = len(matches)
     total_pages = math.ceil(total / query.limit)
     start = (query.page - 1) * query.limit
     return {
-        "datasets": rows[start : start + query.limit],
+        "datasets": [org_summary(dataset, repo) for dataset in matches[start : start + query.limit]],
         "has_next": query.page < total_pages,
         "has_prev": query.page > 1,
         "limit": query.limit,
@@ -82,6 +83,14 @@ def _matches(dataset: DatasetMetadata, query: OrgDatasetQuery) -> bool:
     return not (query.size_category and category not in query.size_category)
 
 
-def _sort_value(row: dict[str, Any], sort_by: str) -> Any:
-    value = row[sort_by]
-    return value.lower() if isinstance(value, str) and sort_by == "name" else value
+def _sort_value(dataset: DatasetMetadata, repo: DatasetRepository, sort_by: str) -> Any:
+    """Return the value the org listing sorts by, read from the metadata (the row's own field names)."""
+    if sort_by == "name":
+        return f"{repo.owner_username(dataset)}/{dataset.name}".lower()
+    if sort_by == "created_at":
+        return dataset.created_at
+    if sort_by == "updated_at":
+        return dataset.modified_at
+    if sort_by == "row_count":
+        return dataset.item_count
+    return dataset.storage_bytes  # file_size_bytes

@@ -6,11 +6,12 @@ a cross-process file lock, so the server, scripts and the CLI can write one root
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
 import shutil
-import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from .accounts import DEFAULT_ACCOUNT, Account
+from .dataset_index import DatasetIndex
 from .errors import DatasetCorrupted, DatasetNotFound, InvalidInput, InvalidParameter, NameNotUnique
 from .files import atomic_write_text, read_json
 from .item_store import ItemStore, encode_item
@@ -43,6 +45,7 @@ from .naming import (
     new_id,
     safe_child,
 )
+from .read_tracker import ReadTracker
 from .transform import is_clean_item
 
 log = logging.getLogger(__name__)
@@ -86,11 +89,10 @@ class ItemsPage:
         return self.store.read(self.indices)
 
 
-@dataclass
-class _ScanEntry:
-    key: tuple[Any, ...]
-    metadata: DatasetMetadata | None
-    error: str | None
+def _flush_at_exit(repo_ref: weakref.ref[DatasetRepository]) -> None:
+    repo = repo_ref()
+    if repo is not None:
+        repo.flush_reads()
 
 
 class DatasetRepository:
@@ -103,10 +105,11 @@ class DatasetRepository:
         self.locks_dir = self.root / EMULATOR_DIR / "locks"
         self.datasets_dir.mkdir(parents=True, exist_ok=True)
         self.locks_dir.mkdir(parents=True, exist_ok=True)
-        self._scan_cache: dict[str, _ScanEntry] = {}
-        self._folder_by_id: dict[str, str] = {}
-        self._sorted: list[tuple[str, DatasetMetadata]] | None = None
-        self._cache_lock = threading.Lock()
+        self.index = DatasetIndex(str(self.datasets_dir), self.read_metadata)
+        self.reads = ReadTracker()
+        self._listings: dict[tuple[str, bool, str | None], tuple[int, list[DatasetMetadata]]] = {}
+        # Pending read counters are written at exit; a weak reference lets the repository be collected.
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     # ----- ownership -------------------------------------------------------------------------------
 
@@ -129,54 +132,7 @@ class DatasetRepository:
             return name  # as Crawlee and `apify run` name folders, so they find the same dataset
         return f"{owner.username}~{name}"  # '~' never occurs in names: no clash with the default account
 
-    # ----- scanning ---------------------------------------------------------------------------------
-
-    def _scan(self) -> list[tuple[str, DatasetMetadata]]:
-        """Return ``(folder, metadata)`` of every readable dataset, sorted by ``(created_at, id)``.
-
-        Costs one ``scandir`` plus one ``stat`` per dataset; a metadata file is parsed again only when
-        its mtime, size or inode changed. Broken folders are skipped and logged once.
-        """
-        with self._cache_lock:
-            seen: set[str] = set()
-            changed = False
-            with os.scandir(self.datasets_dir) as entries:
-                for entry in entries:
-                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                        continue  # a symlink planted in the root could lead outside it: never follow one
-                    seen.add(entry.name)
-                    key = self._stat_key(Path(entry.path))
-                    cached = self._scan_cache.get(entry.name)
-                    if cached is not None and cached.key == key:
-                        continue
-                    changed = True
-                    self._scan_cache[entry.name] = self._load_entry(entry.name, key)
-            for gone in set(self._scan_cache) - seen:
-                del self._scan_cache[gone]
-                changed = True
-            if changed or self._sorted is None:
-                valid = [(f, e.metadata) for f, e in self._scan_cache.items() if e.metadata is not None]
-                valid.sort(key=lambda pair: (pair[1].created_at, pair[1].id))
-                self._sorted = valid
-                self._folder_by_id = {meta.id: folder for folder, meta in valid}
-            return self._sorted
-
-    @staticmethod
-    def _stat_key(folder: Path) -> tuple[Any, ...]:
-        try:
-            st = os.stat(folder / METADATA_FILENAME)
-            return ("meta", st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            # No metadata file (the JS tools often write none): the folder's mtime moves when items are added.
-            st = os.stat(folder)
-            return ("folder", st.st_mtime_ns)
-
-    def _load_entry(self, folder: str, key: tuple[Any, ...]) -> _ScanEntry:
-        try:
-            return _ScanEntry(key, self.read_metadata(folder), None)
-        except DatasetCorrupted as exc:
-            log.warning("skipping dataset folder %s: %s", folder, exc.message)
-            return _ScanEntry(key, None, exc.message)
+    # ----- reading metadata -------------------------------------------------------------------------
 
     def read_metadata(self, folder: str) -> DatasetMetadata:
         """Read a folder's metadata, synthesizing it for folders that have no metadata file."""
@@ -225,6 +181,7 @@ class DatasetRepository:
     def write_metadata(self, folder: str, dataset: DatasetMetadata) -> None:
         """Replace a folder's metadata file atomically (callers hold the dataset's lock)."""
         atomic_write_text(self._metadata_path(folder), dataset.to_json())
+        self.index.remember(folder, dataset)
 
     # ----- resolving --------------------------------------------------------------------------------
 
@@ -245,35 +202,33 @@ class DatasetRepository:
     def _locate_by_id(self, dataset_id: str) -> tuple[str, DatasetMetadata]:
         if not FOREIGN_ID_PATTERN.match(dataset_id):
             raise DatasetNotFound(dataset_id)
-        candidates = [self._folder_by_id.get(dataset_id), dataset_id]  # unnamed datasets live in <id>/
+        candidates = [self.index.folder_of(dataset_id), dataset_id]  # unnamed datasets live in <id>/
         for folder in candidates:
             if folder is None or not self._is_dataset_folder(folder):
                 continue
             try:
-                dataset = self._read_cached(folder)
+                dataset = self.index.get(folder)
             except DatasetCorrupted:
                 if folder == dataset_id:
                     raise
                 continue
             if dataset.id == dataset_id:
                 return folder, dataset
-        for folder, dataset in self._scan():
+        for folder, dataset in self.index.scan():  # moved or made by another process since we last looked
             if dataset.id == dataset_id:
                 return folder, dataset
         raise DatasetNotFound(dataset_id)
 
     def _locate_by_name(self, name: str, *, owner_username: str) -> tuple[str, DatasetMetadata]:
         owner = self._account_named(owner_username)
-        fast_folder = self._folder_for(name, "", owner) if owner else None
-        if fast_folder and self._is_dataset_folder(fast_folder):
-            dataset = self._read_cached(fast_folder)  # a broken folder of that name raises DatasetCorrupted
+        fast_folder = self._folder_for(name, "", owner)
+        if self._is_dataset_folder(fast_folder):
+            dataset = self.index.get(fast_folder)  # a broken folder of that name raises DatasetCorrupted
             if dataset.name == name and self.owner_username(dataset) == owner_username:
                 return fast_folder, dataset
-        # Not in its canonical folder: only a folder named by hand or by another tool can hold it, so the
-        # last scan is enough (a rescan per miss would make creating n datasets cost O(n^2)).
-        with self._cache_lock:
-            known = self._sorted
-        for folder, dataset in known if known is not None else self._scan():
+        # Not in its canonical folder: only a folder named by hand or by another tool can hold it, so what
+        # the index has seen is enough (a rescan per miss would make creating n datasets cost O(n^2)).
+        for folder, dataset in self.index.known():
             if dataset.name == name and self.owner_username(dataset) == owner_username:
                 if self._is_dataset_folder(folder):
                     return folder, dataset
@@ -284,27 +239,10 @@ class DatasetRepository:
         path = self.datasets_dir / folder
         return path.is_dir() and not path.is_symlink()
 
-    def _account_named(self, username: str) -> Account | None:
+    def _account_named(self, username: str) -> Account:
         if username == self.default_account.username:
             return self.default_account
         return Account(id="", username=username)
-
-    def _read_cached(self, folder: str) -> DatasetMetadata:
-        """Read one folder's metadata through the scan cache (one ``stat`` when unchanged)."""
-        key = self._stat_key(self.datasets_dir / folder)
-        with self._cache_lock:
-            cached = self._scan_cache.get(folder)
-        if cached is None or cached.key != key:
-            try:
-                cached = _ScanEntry(key, self.read_metadata(folder), None)
-            except DatasetCorrupted as exc:
-                cached = _ScanEntry(key, None, exc.message)
-            with self._cache_lock:
-                self._scan_cache[folder] = cached
-                self._sorted = None
-        if cached.metadata is None:
-            raise DatasetCorrupted(cached.error or f"dataset folder {folder} is unreadable")
-        return cached.metadata
 
     # ----- locks ------------------------------------------------------------------------------------
 
@@ -385,16 +323,22 @@ class DatasetRepository:
         caller = caller or self.default_account
         if ownership not in (None, "ownedByMe", "sharedWithMe"):
             raise InvalidParameter("ownership", "must be 'ownedByMe' or 'sharedWithMe'")
-        matches = [
-            dataset
-            for _, dataset in self._scan()
-            if (unnamed or dataset.name is not None) and self._visible_in_listing(dataset, caller, ownership)
-        ]
+        pairs = self.index.scan()
+        key = (caller.id, unnamed, ownership)
+        cached = self._listings.get(key)
+        if cached is not None and cached[0] == self.index.generation:
+            matches = cached[1]  # nothing changed since the last listing of this kind: skip the filter
+        else:
+            matches = [
+                dataset
+                for _, dataset in pairs
+                if (unnamed or dataset.name is not None) and self._visible_in_listing(dataset, caller, ownership)
+            ]
+            self._listings[key] = (self.index.generation, matches)
         if desc:
-            matches.reverse()
-        return DatasetPage(
-            total=len(matches), offset=offset, limit=limit, desc=desc, items=matches[offset : offset + limit]
-        )
+            matches = matches[::-1]
+        page = [self.reads.merged(dataset) for dataset in matches[offset : offset + limit]]
+        return DatasetPage(total=len(matches), offset=offset, limit=limit, desc=desc, items=page)
 
     def _visible_in_listing(self, dataset: DatasetMetadata, caller: Account, ownership: str | None) -> bool:
         owned = self.owner_id(dataset) == caller.id
@@ -407,23 +351,41 @@ class DatasetRepository:
 
     def all_datasets(self) -> list[DatasetMetadata]:
         """Return every readable dataset of every owner, oldest first."""
-        return [dataset for _, dataset in self._scan()]
+        return [self.reads.merged(dataset) for _, dataset in self.index.scan()]
 
     def get_dataset(self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False) -> DatasetMetadata:
-        """Return the dataset named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``DatasetNotFound``."""
-        if not touch_accessed:
-            folder, dataset = self._locate(ref, caller)
-            if dataset.clean_counted_items < dataset.item_count:
-                # Items written by another tool: count them in memory; a plain read never writes.
-                return self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
-            return dataset
-        return self._update(ref, caller, accessed_at=utc_now())
+        """Return the dataset named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``DatasetNotFound``.
 
-    def _update(self, ref: str, caller: Account | None, **changes: Any) -> DatasetMetadata:
-        with self._write_session(ref, caller) as (folder, dataset):
-            updated = dataset.model_copy(update=changes)
-            self.write_metadata(folder, updated)
-            return updated
+        ``touch_accessed`` counts the call as an access (``accessedAt``); it is written within a second.
+        """
+        folder, dataset = self._locate(ref, caller)
+        if dataset.clean_counted_items < dataset.item_count:
+            # Items written by another tool: count them in memory; a plain read never writes.
+            dataset = self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
+        if touch_accessed:
+            self._record_access(dataset.id, item_read=False)
+        return self.reads.merged(dataset)
+
+    def _record_access(self, dataset_id: str, *, item_read: bool) -> None:
+        if self.reads.record(dataset_id, utc_now(), item_read=item_read):
+            self.flush_reads(dataset_id)
+
+    def flush_reads(self, dataset_id: str | None = None) -> None:
+        """Write pending read counters (of one dataset, or of all) to the metadata files."""
+        for pending_id in [dataset_id] if dataset_id else self.reads.pending_ids():
+            taken = self.reads.take(pending_id)
+            if taken is None:
+                continue
+            reads, accessed_at = taken
+            try:
+                with self._write_session(pending_id, None) as (folder, dataset):
+                    accessed = max(dataset.accessed_at, accessed_at)
+                    updated = dataset.model_copy(
+                        update={"read_count": dataset.read_count + reads, "accessed_at": accessed}
+                    )
+                    self.write_metadata(folder, updated)
+            except DatasetNotFound:
+                pass  # deleted meanwhile: nothing to count
 
     def get_or_create_dataset(
         self, name: str | None = None, schema: dict[str, Any] | None = None, *, owner: Account | None = None
@@ -477,6 +439,7 @@ class DatasetRepository:
         try:
             atomic_write_text(staging / METADATA_FILENAME, dataset.to_json())
             os.rename(staging, safe_child(self.datasets_dir, folder))
+            self.index.remember(folder, dataset)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -548,6 +511,7 @@ class DatasetRepository:
             if target_path.exists():
                 raise NameNotUnique(f"The folder datasets/{target} is already taken")
             os.rename(self.datasets_dir / folder, target_path)
+            self.index.forget(folder)
         return target
 
     def delete_dataset(self, ref: str, *, caller: Account | None = None) -> None:
@@ -556,6 +520,7 @@ class DatasetRepository:
             # Rename first so the dataset vanishes at once, then remove the files at leisure.
             doomed = self.datasets_dir / f".deleting-{folder}-{secrets.token_hex(4)}"
             os.rename(self.datasets_dir / folder, doomed)
+            self.index.forget(folder)
         shutil.rmtree(doomed, ignore_errors=True)
 
     # ----- items ------------------------------------------------------------------------------------
@@ -595,12 +560,10 @@ class DatasetRepository:
         count_read: bool = True,
     ) -> ItemsPage:
         """Return a lazy page of items: rows ``offset .. offset+limit`` in dataset order (newest first if ``desc``)."""
+        folder, dataset = self._locate(ref, caller)
         if count_read:
-            with self._write_session(ref, caller) as (folder, dataset):
-                dataset = dataset.model_copy(update={"accessed_at": utc_now(), "read_count": dataset.read_count + 1})
-                self.write_metadata(folder, dataset)
-        else:
-            folder, dataset = self._locate(ref, caller)
+            self._record_access(dataset.id, item_read=True)
+        dataset = self.reads.merged(dataset)
         total = dataset.item_count
         start = min(offset, total)
         stop = total if limit is None else min(total, offset + limit)

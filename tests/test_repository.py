@@ -278,3 +278,39 @@ def test_a_camel_case_metadata_file_keeps_its_style_when_rewritten(storage_root:
     assert on_disk["createdAt"] == "2024-01-02T03:04:05.000Z" and on_disk["modifiedAt"].endswith("Z")
     assert text.startswith("{\n\t")
     assert repo.get_dataset("~js-made").item_count == 1
+
+
+def test_reads_are_counted_in_memory_and_written_at_most_once_a_second(
+    repo: DatasetRepository, storage_root: Path
+) -> None:
+    dataset, _ = repo.get_or_create_dataset(name="read-often")
+    repo.push_items(dataset.id, [{"a": 1}])
+    path = storage_root / "datasets" / "read-often" / "__metadata__.json"
+
+    repo.read_items(dataset.id)  # the first read is written at once
+    after_first = path.read_bytes()
+    for _ in range(5):
+        repo.read_items(dataset.id)
+
+    assert path.read_bytes() == after_first  # the next five wait in memory...
+    assert repo.get_dataset(dataset.id).read_count == 6  # ...but every answer already counts them
+    assert DatasetRepository(storage_root).get_dataset(dataset.id).read_count == 1
+    repo.flush_reads()
+    assert json.loads(path.read_text())["read_count"] == 6
+    assert DatasetRepository(storage_root).get_dataset(dataset.id).read_count == 6
+
+
+def test_dates_without_an_offset_are_read_as_utc(storage_root: Path) -> None:
+    folder = storage_root / "datasets" / "naive"
+    folder.mkdir(parents=True)
+    (folder / "__metadata__.json").write_text(
+        json.dumps({"id": "naiveDates0000001", "name": "naive", "item_count": 0, "created_at": "2024-01-02T03:04:05",
+                    "modified_at": "2024-01-02 03:04:05", "accessed_at": "2024-01-02T03:04:05"})
+    )
+    repo = DatasetRepository(storage_root)
+    repo.get_or_create_dataset(name="aware")
+
+    names = [d.name for d in repo.list_datasets().items]
+
+    assert names == ["naive", "aware"]
+    assert repo.get_dataset("~naive").created_at.utcoffset() is not None
