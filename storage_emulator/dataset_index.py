@@ -49,6 +49,7 @@ class DatasetIndex:
         self._folder_by_id: dict[str, str] = {}
         self._order: list[str] | None = None
         """Readable folders sorted by ``(created_at, id)``; rebuilt only when membership or those change."""
+        self._listing: tuple[int, list[tuple[str, DatasetMetadata]]] | None = None
         self.generation = 0
         """Moves whenever the set or content of datasets changed; derived caches compare it."""
         self._lock = threading.Lock()
@@ -56,7 +57,8 @@ class DatasetIndex:
     def scan(self) -> list[tuple[str, DatasetMetadata]]:
         """Return ``(folder, metadata)`` of every readable dataset, sorted by ``(created_at, id)``.
 
-        One ``scandir`` and one ``stat`` per dataset; broken folders are skipped and logged once.
+        One ``scandir`` and one ``stat`` per dataset; broken folders are skipped and logged once. The list
+        returned is shared between calls while nothing changes: callers must not modify it.
         """
         seen: list[tuple[str, str]] = []
         with os.scandir(self.datasets_dir) as entries:
@@ -65,19 +67,25 @@ class DatasetIndex:
                 if entry.name[0] != "." and entry.is_dir(follow_symlinks=False):
                     seen.append((entry.name, entry.path))
         with self._lock:
+            known = self._entries
             for folder, path in seen:
                 key = stat_key(path)
-                cached = self._entries.get(folder)
+                cached = known.get(folder)
                 if cached is None or cached.key != key:
                     self._store(folder, self._load_entry(folder, key))
-            names = {folder for folder, _ in seen}
-            for gone in [folder for folder in self._entries if folder not in names]:
-                self._forget(gone)
+            if len(known) != len(seen):
+                names = {folder for folder, _ in seen}
+                for gone in [folder for folder in known if folder not in names]:
+                    self._forget(gone)
+            if self._listing is not None and self._listing[0] == self.generation:
+                return self._listing[1]
             if self._order is None:
-                valid = [(folder, e.metadata) for folder, e in self._entries.items() if e.metadata is not None]
+                valid = [(folder, e.metadata) for folder, e in known.items() if e.metadata is not None]
                 valid.sort(key=lambda pair: (pair[1].created_at, pair[1].id))
                 self._order = [folder for folder, _ in valid]
-            return [(folder, self._entries[folder].metadata) for folder in self._order]  # type: ignore[misc]
+            listing = [(folder, meta) for folder in self._order if (meta := known[folder].metadata) is not None]
+            self._listing = (self.generation, listing)
+            return listing
 
     def get(self, folder: str) -> DatasetMetadata:
         """Return one folder's metadata (one ``stat`` when unchanged), or raise ``DatasetCorrupted``."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from .models import DatasetMetadata
 from .repository import DatasetRepository
+from .signing import create_signature
 
 PUBLIC_ACCESS = ("ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ")
 # Namespace for the org listing's per-version UUIDs: stable, derived, nothing extra stored.
@@ -62,7 +63,11 @@ def dataset_resource(
     }
     if may_write:
         resource["urlSigningSecretKey"] = dataset.url_signing_secret_key
-        resource["itemsPublicUrl"] = f"{public_url}/v2/datasets/{dataset.id}/items"
+        items_url = f"{public_url}/v2/datasets/{dataset.id}/items"
+        if dataset.url_signing_secret_key:
+            # Signed, as the real service does, so the link works without a token.
+            items_url += "?signature=" + create_signature(dataset.id, dataset.url_signing_secret_key)
+        resource["itemsPublicUrl"] = items_url
     return resource
 
 

@@ -164,6 +164,15 @@ def test_owner_sees_the_signing_key_and_readers_do_not(http: FlaskClient, secret
     assert "itemsPublicUrl" not in shared.get_json()["data"]
 
 
+def test_items_public_url_reads_without_a_token(http: FlaskClient, secret: tuple[str, str]) -> None:
+    owner = http.get(f"/v2/datasets/{secret[0]}", headers={"Authorization": f"Bearer {TOKENS['owner']}"})
+    public_url = owner.get_json()["data"]["itemsPublicUrl"]
+
+    assert "signature=" in public_url
+    assert http.get(public_url.replace("http://localhost", "")).get_json() == ITEMS
+    assert http.get(f"/v2/datasets/{secret[0]}/items").status_code == 401
+
+
 def test_listing_shows_own_and_shared_only(http: FlaskClient) -> None:
     def names(token: str, query: str = "") -> list[str]:
         data = http.get(f"/v2/datasets{query}", headers={"Authorization": f"Bearer {token}"}).get_json()["data"]

@@ -83,7 +83,7 @@ def test_dataset_object_has_every_field_the_client_requires(client: FlaskClient)
     assert data["stats"] == {"readCount": 0, "writeCount": 0, "storageBytes": 0}
     assert data["generalAccess"] == "FOLLOW_USER_SETTING"
     assert data["actId"] is None and data["actRunId"] is None
-    assert data["itemsPublicUrl"] == f"http://localhost/v2/datasets/{data['id']}/items"
+    assert data["itemsPublicUrl"].startswith(f"http://localhost/v2/datasets/{data['id']}/items?signature=")
     assert isinstance(data["urlSigningSecretKey"], str)
 
 
@@ -413,3 +413,14 @@ def test_broken_metadata_never_breaks_the_server(
     again = client.post("/v2/datasets?name=broken", json={})
     assert_apify_error(again, 409, "dataset-corrupted")
     assert (broken / "__metadata__.json").read_text() == content
+
+
+def test_items_public_url_uses_the_configured_public_url(storage_root: Path) -> None:
+    from storage_emulator.web import create_app
+
+    http = create_app({"ROOT": str(storage_root), "PUBLIC_URL": "https://emulator.example/"}).test_client()
+
+    data = http.post("/v2/datasets?name=public", json={}).get_json()["data"]
+
+    assert data["itemsPublicUrl"].startswith(f"https://emulator.example/v2/datasets/{data['id']}/items?signature=")
+    assert data["consoleUrl"] == f"http://localhost/view/datasets/{data['id']}"
