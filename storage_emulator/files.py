@@ -1,12 +1,10 @@
-"""Small file helpers: atomic writes and JSON reads."""
+"""Atomic file writes."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -28,9 +26,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` as UTF-8 to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def read_json(path: Path) -> Any:
-    """Read and parse one JSON file."""
-    with open(path, "rb") as f:
-        return json.loads(f.read())

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from .accounts import DEFAULT_ACCOUNT, Account
 from .dataset_index import DatasetIndex
 from .errors import DatasetCorrupted, DatasetNotFound, InvalidInput, InvalidParameter, NameNotUnique
-from .files import atomic_write_text, read_json
+from .files import atomic_write_text
 from .item_store import ItemStore, encode_item
 from .models import (
     DATASETS_DIR,
@@ -138,22 +138,25 @@ class DatasetRepository:
         """Read a folder's metadata, synthesizing it for folders that have no metadata file."""
         path = self.datasets_dir / folder
         try:
-            raw = read_json(path / METADATA_FILENAME)
+            data = (path / METADATA_FILENAME).read_bytes()
         except FileNotFoundError:
             if not path.is_dir():
                 raise DatasetNotFound(folder) from None
             return self.synthesize_metadata(folder)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
         try:
-            if not isinstance(raw, dict):
-                raise ValueError("the file does not hold a JSON object")
-            return DatasetMetadata.from_file(raw)
-        except (ValidationError, ValueError) as exc:
+            return DatasetMetadata.from_file(data)
+        except ValidationError as exc:
             raise DatasetCorrupted(self._corrupt_message(folder, exc)) from exc
 
     def _corrupt_message(self, folder: str, exc: Exception) -> str:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            detail = f"{where}: {first['msg']}" if where else first["msg"]
+        else:
+            detail = str(exc) or type(exc).__name__
         return (
             f"The metadata file datasets/{folder}/{METADATA_FILENAME} cannot be read ({detail}); "
             "run `storage-emulator fsck --repair` to rebuild it from the folder"
