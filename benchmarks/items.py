@@ -153,7 +153,7 @@ def run_items(table: Table, workspace: Path, config: ItemsConfig) -> None:
     table.section("B. Items: emulator (repository API, HTTP + apify_client) vs Crawlee FileSystemStorageClient")
     table.note(
         f"{n:,} items in batches of {config.batch:,}; item = {sample_size:.0f} B compact JSON, "
-        f"{file_size:.0f} B as stored (2-space indent, one file per item, both tools)"
+        f"{file_size:.0f} B as the emulator stores it (one line, one file per item; Crawlee indents its files)"
     )
 
     repo_root = workspace / "items-repo"
