@@ -52,11 +52,16 @@ def current_caller() -> Account | None:
     return account
 
 
+def token_not_provided() -> TokenNotProvided:
+    """Return the error for an anonymous request that needs a token."""
+    return TokenNotProvided("Authentication token was not provided")
+
+
 def require_caller() -> Account:
     """Return the calling account, or raise ``TokenNotProvided`` if the request is anonymous."""
     caller = current_caller()
     if caller is None:
-        raise TokenNotProvided("Authentication token was not provided")
+        raise token_not_provided()
     return caller
 
 
@@ -91,7 +96,7 @@ def resolve_for_read(ref: str, *, signature: str | None = None) -> tuple[Dataset
     """Resolve ``ref`` for reading by this request's caller, or raise the error the real service gives."""
     caller = current_caller()
     if ref.startswith("~") and caller is None:
-        raise TokenNotProvided("Authentication token was not provided")
+        raise token_not_provided()
     if "~" in ref and not ref.startswith("~"):
         return _resolve_username_name(ref, caller), caller
     dataset = repo().get_dataset(ref, caller=caller)
@@ -101,7 +106,7 @@ def resolve_for_read(ref: str, *, signature: str | None = None) -> tuple[Dataset
         return dataset, caller
     if not may_read(dataset, caller):
         if caller is None:
-            raise TokenNotProvided("Authentication token was not provided")
+            raise token_not_provided()
         raise InsufficientPermissions(f"You do not have permission to read dataset {dataset.id}")
     return dataset, caller
 
@@ -111,12 +116,12 @@ def _resolve_username_name(ref: str, caller: Account | None) -> DatasetMetadata:
         dataset = repo().get_dataset(ref, caller=caller)
     except DatasetNotFound:
         if caller is None and registry().enforced:
-            raise TokenNotProvided("Authentication token was not provided") from None
+            raise token_not_provided() from None
         raise
     if dataset.general_access == "ANYONE_WITH_NAME_CAN_READ" or not registry().enforced:
         return dataset
     if caller is None:
-        raise TokenNotProvided("Authentication token was not provided")
+        raise token_not_provided()
     if not may_read(dataset, caller):
         raise DatasetNotFound(ref)
     return dataset
