@@ -277,6 +277,9 @@ def test_python_client_public_url_reads_without_a_token(
         with pytest.raises(ApifyApiError) as refused:
             anonymous.dataset(secret[0]).list_items()
         assert refused.value.status_code == 401 and refused.value.type == "token-not-provided"
+        signature = create_signature(secret[0], secret[1])
+        assert anonymous.dataset(secret[0]).list_items(signature=signature).items == ITEMS
+        assert list(anonymous.dataset(secret[0]).iterate_items(signature=signature)) == ITEMS
 
 
 def test_org_listing_members_and_public_datasets(enforced_root: Path, enforced_app: Flask) -> None:
