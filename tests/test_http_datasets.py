@@ -95,6 +95,19 @@ def test_console_url_page_renders(client: FlaskClient) -> None:
     assert response.status_code == 200 and b"page" in response.data and response.mimetype == "text/html"
 
 
+def test_dataset_page_shows_items_as_json_and_escapes_them(client: FlaskClient) -> None:
+    created = client.post("/v2/datasets?name=shown", json={}).get_json()["data"]
+    item = {"price": {"amount": 1.5}, "ok": True, "html": "<b>x</b>"}
+    client.post(f"/v2/datasets/{created['id']}/items", json=[item])
+
+    page = client.get(f"/view/datasets/{created['id']}").get_data(as_text=True)
+
+    assert "{&#34;amount&#34;: 1.5}" in page and "<td>true</td>" in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    index = client.get("/").get_data(as_text=True)
+    assert f'href="/view/datasets/{created["id"]}"' in index
+
+
 # ----- GET /v2/datasets ----------------------------------------------------------------------------
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from itertools import islice
+from typing import Any
 
 from flask import Blueprint, current_app, render_template_string
 
@@ -29,7 +31,7 @@ _DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a
 <a href="/v2/datasets/{{ d.id }}/items?format=csv&attachment=1">CSV</a>
 <a href="/v2/datasets/{{ d.id }}/items?format=json">JSON</a></p>
 <table><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in rows %}<tr>{% for c in columns %}<td>{{ row.get(c, "") }}</td>{% endfor %}</tr>{% endfor %}
+{% for row in rows %}<tr>{% for c in columns %}<td>{{ cell(row, c) }}</td>{% endfor %}</tr>{% endfor %}
 </table>{% endblock %}"""
 
 
@@ -55,5 +57,13 @@ def view_dataset(ref: str) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return render_template_string(
         _DATASET, layout=current_app.jinja_env.from_string(_LAYOUT), title=page.dataset.name or page.dataset.id,
-        d=page.dataset, rows=rows, columns=columns, owner=repo.owner_username,
+        d=page.dataset, rows=rows, columns=columns, owner=repo.owner_username, cell=_cell,
     )
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    """Show a value as JSON would (``true``, ``{"a": 1}``); text as it is; a missing field as nothing."""
+    if column not in row:
+        return ""
+    value = row[column]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
