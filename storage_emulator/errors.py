@@ -80,13 +80,6 @@ class DatasetNotFound(RecordNotFound):
         self.ref = ref
 
 
-class MethodNotAllowed(EmulatorError):
-    """The route exists but not for this HTTP method."""
-
-    status = 405
-    error_type = "method-not-allowed"
-
-
 class NameNotUnique(EmulatorError):
     """The owner already has a dataset with this name."""
 
