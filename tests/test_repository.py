@@ -281,8 +281,12 @@ def test_a_camel_case_metadata_file_keeps_its_style_when_rewritten(storage_root:
 
 
 def test_reads_are_counted_in_memory_and_written_at_most_once_a_second(
-    repo: DatasetRepository, storage_root: Path
+    repo: DatasetRepository, storage_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from storage_emulator import read_tracker
+
+    # A long interval, so that a slow machine cannot make the five reads below span it.
+    monkeypatch.setattr(read_tracker, "FLUSH_INTERVAL_SECONDS", 60.0)
     dataset, _ = repo.get_or_create_dataset(name="read-often")
     repo.push_items(dataset.id, [{"a": 1}])
     path = storage_root / "datasets" / "read-often" / "__metadata__.json"
