@@ -105,6 +105,13 @@ class DatasetIndex:
         with self._lock:
             self._store(folder, _Entry(key, metadata, None))
 
+    def refine(self, folder: str, seen: DatasetMetadata, derived: DatasetMetadata) -> None:
+        """Replace metadata with a version derived from it in memory, if the file has not changed since."""
+        with self._lock:
+            entry = self._entries.get(folder)
+            if entry is not None and entry.metadata is seen:
+                self._store(folder, _Entry(entry.key, derived, None))
+
     def forget(self, folder: str) -> None:
         """Drop a folder that was moved or deleted."""
         with self._lock:

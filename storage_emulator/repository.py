@@ -363,8 +363,11 @@ class DatasetRepository:
         """
         folder, dataset = self._locate(ref, caller)
         if dataset.clean_counted_items < dataset.item_count:
-            # Items written by another tool: count them in memory; a plain read never writes.
-            dataset = self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
+            # Items written by another tool: count them in memory (a plain read never writes), once per state
+            # of the metadata file, since every request resolves its dataset through here.
+            counted = self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
+            self.index.refine(folder, dataset, counted)
+            dataset = counted
         if touch_accessed:
             self._record_access(dataset.id, item_read=False)
         return self.reads.merged(dataset)
@@ -481,8 +484,6 @@ class DatasetRepository:
     def _validated(dataset: DatasetMetadata, changes: dict[str, Any]) -> DatasetMetadata:
         """Apply changes through the model's validation, so a bad value is refused before anything is written."""
         data = {**dataset.model_dump(by_alias=True), **changes}
-        if "dataset_schema" in data:
-            data["schema"] = data.pop("dataset_schema")
         try:
             return DatasetMetadata.model_validate(data)
         except ValidationError as exc:

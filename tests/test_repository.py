@@ -318,3 +318,18 @@ def test_dates_without_an_offset_are_read_as_utc(storage_root: Path) -> None:
 
     assert names == ["naive", "aware"]
     assert repo.get_dataset("~naive").created_at.utcoffset() is not None
+
+
+def test_items_another_tool_wrote_are_counted_once_not_per_request(storage_root: Path) -> None:
+    folder = storage_root / "datasets" / "crawled"
+    folder.mkdir(parents=True)
+    for index in (1, 2, 3):
+        (folder / f"{index:09d}.json").write_text(json.dumps({"#hidden": 1} if index == 2 else {"n": index}))
+    repo = DatasetRepository(storage_root)
+
+    first = repo.get_dataset("~crawled")
+    (folder / "000000003.json").write_text("{}")  # changed behind the folder's back: not read again
+
+    assert (first.item_count, first.clean_item_count) == (3, 2)
+    assert repo.get_dataset("~crawled").clean_item_count == 2
+    assert not (folder / "__metadata__.json").exists()  # counting never writes

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, render_template_string
 
 from ..serializers import iso_time
 from .access import current_caller, may_read, resolve_for_read
+from .access import repo as access_repo
 
 bp = Blueprint("pages", __name__)
 PREVIEW_ROWS = 50
@@ -38,7 +39,7 @@ _DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a
 @bp.get("/")
 def index() -> str:
     """Show every dataset of the storage root."""
-    repo = current_app.extensions["storage_emulator"]
+    repo = access_repo()
     caller = current_caller()
     datasets = [d for d in repo.all_datasets() if may_read(d, caller)]  # enforced mode: only what the caller may see
     return render_template_string(
@@ -50,7 +51,7 @@ def index() -> str:
 @bp.get("/view/datasets/<ref>")
 def view_dataset(ref: str) -> str:
     """Show one dataset and its first items."""
-    repo = current_app.extensions["storage_emulator"]
+    repo = access_repo()
     dataset, _caller = resolve_for_read(ref)
     page = repo.read_items(dataset.id, limit=PREVIEW_ROWS, count_read=False)
     rows = list(islice(page.items(), PREVIEW_ROWS))
