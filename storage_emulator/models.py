@@ -68,7 +68,7 @@ class DatasetMetadata(BaseModel):
     Crawlee's; Crawlee keeps the rest on rewrite because its model allows extra keys.
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     id: str
     """Dataset id: 17 characters of ``[a-zA-Z0-9]`` (UUIDs from the JS tools are kept as they are)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,33 @@ def dataset_list_item(dataset: DatasetMetadata, repo: DatasetRepository) -> dict
         "name": dataset.name if dataset.name is not None else dataset.id,
         "stats": {"readCount": dataset.read_count, "writeCount": dataset.write_count, "inflatedBytes": 0},
     }
+
+
+class ListItemEncoder:
+    """The JSON text of each dataset's ``DatasetListItem``, kept per metadata object.
+
+    Metadata objects are frozen and replaced on every change, so the same object always encodes the same
+    way: a warm listing page then costs a join instead of 1,000 encodings (about a third of its time).
+    """
+
+    MAX_ENTRIES = 50_000
+    """Superseded metadata objects stay referenced until the cache is cleared, which happens when it is full."""
+
+    def __init__(self, repo: DatasetRepository) -> None:
+        self._repo = repo
+        self._encoded: dict[int, tuple[DatasetMetadata, str]] = {}
+
+    def encode(self, dataset: DatasetMetadata) -> str:
+        """Return ``dataset_list_item(dataset)`` as compact JSON text."""
+        # Keyed by id(): the entry holds the object, so the id cannot be reused while the entry exists.
+        hit = self._encoded.get(id(dataset))
+        if hit is not None and hit[0] is dataset:
+            return hit[1]
+        text = json.dumps(dataset_list_item(dataset, self._repo), ensure_ascii=False, separators=(",", ":"))
+        if len(self._encoded) >= self.MAX_ENTRIES:
+            self._encoded.clear()
+        self._encoded[id(dataset)] = (dataset, text)
+        return text
 
 
 def is_public(dataset: DatasetMetadata) -> bool:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..repository import DatasetRepository
+from ..serializers import ListItemEncoder
 from . import apify_api, org_api, pages
 from .cors import enable_cors
 from .envelopes import error_response
@@ -45,7 +46,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     root = Path(app.config["ROOT"])
     accounts_file = Path(app.config["ACCOUNTS_FILE"]) if app.config["ACCOUNTS_FILE"] else None
-    app.extensions["storage_emulator"] = DatasetRepository(root)
+    repo = DatasetRepository(root)
+    app.extensions["storage_emulator"] = repo
+    app.extensions["storage_emulator_list_items"] = ListItemEncoder(repo)
     app.extensions["storage_emulator_accounts"] = AccountRegistry.load(root, accounts_file)
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))

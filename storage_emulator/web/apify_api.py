@@ -11,10 +11,10 @@ from ..errors import InvalidInput, InvalidParameter
 from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import check_schema, field_statistics, validate_items
 from ..push_body import parse_items, read_body
-from ..serializers import dataset_list_item, dataset_resource
+from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import may_write, repo, require_caller, resolve_for_read, resolve_for_write
-from .envelopes import json_response
+from .envelopes import json_page_response, json_response
 from .params import bool_param, choice_param, int_param, list_param
 
 bp = Blueprint("apify", __name__, url_prefix="/v2")
@@ -51,17 +51,16 @@ def list_datasets() -> Response:
         unnamed=bool_param(args, "unnamed"),
         ownership=choice_param(args, "ownership", ("ownedByMe", "sharedWithMe"), None),
     )
-    items = [dataset_list_item(dataset, repo()) for dataset in page.items]
-    data = {
+    encoder: ListItemEncoder = current_app.extensions["storage_emulator_list_items"]
+    head = {
         "total": page.total,
         "offset": page.offset,
         "limit": page.limit,
         "desc": page.desc,
-        "count": len(items),
+        "count": len(page.items),
         "unnamed": bool_param(args, "unnamed"),
-        "items": items,
     }
-    return json_response({"data": data})
+    return json_page_response(head, [encoder.encode(dataset) for dataset in page.items])
 
 
 @bp.post("/datasets")

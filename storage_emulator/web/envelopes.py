@@ -39,6 +39,13 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status=status, headers=headers, content_type=JSON_MEDIA_TYPE)
 
 
+def json_page_response(page: dict[str, Any], encoded_items: list[str]) -> Response:
+    """Return ``{"data": {**page, "items": [...]}}`` with items that are already JSON text."""
+    head = json.dumps(page, ensure_ascii=False, separators=(",", ":"))
+    body = f'{{"data":{head[:-1]},"items":[{",".join(encoded_items)}]}}}}'
+    return Response(body, content_type=JSON_MEDIA_TYPE)
+
+
 def is_org_path(path: str) -> bool:
     """Tell whether a path belongs to the org (Dreadnode-style) dialect."""
     return path.startswith(ORG_PATH_PREFIX)
