@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .models import DatasetMetadata
@@ -35,19 +35,13 @@ class OrgDatasetQuery:
 
 def list_org_datasets(repo: DatasetRepository, query: OrgDatasetQuery) -> dict[str, Any]:
     """Return the org listing's response body for ``query``."""
-    matches = [
-        dataset
-        for dataset in repo.all_datasets()
-        if dataset.name is not None and _in_scope(dataset, repo, query) and _matches(dataset, query)
-    ]
-    # Sort and page the metadata, then build rows for the page only: a row costs a UUID and three dates.
-    matches.sort(key=lambda dataset: dataset.id)  # the stable tie-break, kept by the stable sort below
-    matches.sort(key=lambda dataset: _sort_value(dataset, repo, query.sort_by), reverse=query.sort_dir == "desc")
+    # Filter and sort once per state of the root and question; paging through it then costs only the stats.
+    matches = repo.select(("org", replace(query, page=1, limit=1)), lambda datasets: _select(datasets, repo, query))
     total = len(matches)
     total_pages = math.ceil(total / query.limit)
     start = (query.page - 1) * query.limit
     return {
-        "datasets": [org_summary(dataset, repo) for dataset in matches[start : start + query.limit]],
+        "datasets": [org_summary(repo.reads.merged(dataset), repo) for dataset in matches[start : start + query.limit]],
         "has_next": query.page < total_pages,
         "has_prev": query.page > 1,
         "limit": query.limit,
@@ -55,6 +49,18 @@ def list_org_datasets(repo: DatasetRepository, query: OrgDatasetQuery) -> dict[s
         "total": total,
         "total_pages": total_pages,
     }
+
+
+def _select(datasets: list[DatasetMetadata], repo: DatasetRepository, query: OrgDatasetQuery) -> list[DatasetMetadata]:
+    """Return the named datasets the query asks for, in its order (ties by id)."""
+    matches = [
+        dataset
+        for dataset in datasets
+        if dataset.name is not None and _in_scope(dataset, repo, query) and _matches(dataset, query)
+    ]
+    matches.sort(key=lambda dataset: dataset.id)  # the stable tie-break, kept by the stable sort below
+    matches.sort(key=lambda dataset: _sort_value(dataset, repo, query.sort_by), reverse=query.sort_dir == "desc")
+    return matches
 
 
 def _in_scope(dataset: DatasetMetadata, repo: DatasetRepository, query: OrgDatasetQuery) -> bool:

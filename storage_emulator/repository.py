@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +54,8 @@ LOCK_TIMEOUT_SECONDS = 60
 UUID_LENGTH = 36
 
 _UNSET: Any = object()
+
+MAX_CACHED_SELECTIONS = 256
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class DatasetRepository:
         self.locks_dir.mkdir(parents=True, exist_ok=True)
         self.index = DatasetIndex(str(self.datasets_dir), self.read_metadata)
         self.reads = ReadTracker()
-        self._listings: dict[tuple[str, bool, str | None], tuple[int, list[DatasetMetadata]]] = {}
+        self._selections: dict[Hashable, tuple[int, list[DatasetMetadata]]] = {}
         # Pending read counters are written at exit; a weak reference lets the repository be collected.
         atexit.register(_flush_at_exit, weakref.ref(self))
 
@@ -326,22 +328,37 @@ class DatasetRepository:
         caller = caller or self.default_account
         if ownership not in (None, "ownedByMe", "sharedWithMe"):
             raise InvalidParameter("ownership", "must be 'ownedByMe' or 'sharedWithMe'")
-        pairs = self.index.scan()
-        key = (caller.id, unnamed, ownership)
-        cached = self._listings.get(key)
-        if cached is not None and cached[0] == self.index.generation:
-            matches = cached[1]  # nothing changed since the last listing of this kind: skip the filter
-        else:
-            matches = [
+        matches = self.select(
+            ("apify-list", caller.id, unnamed, ownership),
+            lambda datasets: [
                 dataset
-                for _, dataset in pairs
+                for dataset in datasets
                 if (unnamed or dataset.name is not None) and self._visible_in_listing(dataset, caller, ownership)
-            ]
-            self._listings[key] = (self.index.generation, matches)
+            ],
+        )
         if desc:
             matches = matches[::-1]
         page = [self.reads.merged(dataset) for dataset in matches[offset : offset + limit]]
         return DatasetPage(total=len(matches), offset=offset, limit=limit, desc=desc, items=page)
+
+    def select(
+        self, key: Hashable, build: Callable[[list[DatasetMetadata]], list[DatasetMetadata]]
+    ) -> list[DatasetMetadata]:
+        """Return ``build(every dataset, oldest first)``, reusing the result for ``key`` while nothing changed.
+
+        Listings ask the same question again and again (page after page); only the ``stat``s that prove
+        nothing changed are paid again. ``build`` must depend on nothing but the datasets and ``key``. The
+        datasets carry no pending read counters: merge them (``reads.merged``) into what is shown.
+        """
+        pairs = self.index.scan()
+        cached = self._selections.get(key)
+        if cached is not None and cached[0] == self.index.generation:
+            return cached[1]
+        selected = build([dataset for _, dataset in pairs])
+        if len(self._selections) >= MAX_CACHED_SELECTIONS:
+            self._selections.clear()  # searches make endless keys; old ones are cheap to rebuild
+        self._selections[key] = (self.index.generation, selected)
+        return selected
 
     def _visible_in_listing(self, dataset: DatasetMetadata, caller: Account, ownership: str | None) -> bool:
         owned = self.owner_id(dataset) == caller.id
@@ -492,8 +509,17 @@ class DatasetRepository:
             raise InvalidParameter(field, first["msg"], location="body") from None
 
     def _checked_org_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        allowed = {"summary", "tags", "license", "task_categories", "size_category", "format", "version", "origin",
-                   "shared_with"}
+        allowed = {
+            "summary",
+            "tags",
+            "license",
+            "task_categories",
+            "size_category",
+            "format",
+            "version",
+            "origin",
+            "shared_with",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise InvalidInput(f"Unknown dataset field(s): {', '.join(sorted(unknown))}")
