@@ -563,7 +563,14 @@ class DatasetRepository:
         clean = sum(1 for item in items if is_clean_item(item))
         with self._write_session(ref, caller) as (folder, dataset):
             store = ItemStore(self.datasets_dir / folder)
-            written = store.append(encoded, dataset.item_count + 1)
+            try:
+                written = store.append(encoded, dataset.item_count + 1)
+            except FileExistsError as exc:
+                raise DatasetCorrupted(
+                    f"dataset {dataset.id}: {Path(exc.filename or '').name} already exists where the next item "
+                    "goes (another tool wrote to the dataset during this push, or something else sits at that "
+                    "path); nothing was stored. Retry the push; if this repeats, move that path aside."
+                ) from exc
             now = utc_now()
             updated = dataset.model_copy(
                 update={
