@@ -60,6 +60,26 @@ def repeat(fn: Callable[[], object], runs: int, *, warmup: int = 1) -> Samples:
     return Samples(tuple(values))
 
 
+def repeat_interleaved(fns: dict[str, Callable[[], object]], runs: int, *, warmup: int = 1) -> dict[str, Samples]:
+    """Time several measurements round-robin, the order rotated each round.
+
+    A slow spell of the machine (writeback after a large push is common) then hits every measurement
+    alike instead of whichever series happened to run during it.
+    """
+    labels = list(fns)
+    for _ in range(warmup):
+        for label in labels:
+            fns[label]()
+    values: dict[str, list[float]] = {label: [] for label in labels}
+    for round_index in range(runs):
+        shift = round_index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            start = time.perf_counter()
+            fns[label]()
+            values[label].append(time.perf_counter() - start)
+    return {label: Samples(tuple(timings)) for label, timings in values.items()}
+
+
 def fmt_duration(seconds: float) -> str:
     """Format a duration: microseconds, milliseconds or seconds, whichever reads best."""
     if seconds < 0.001:

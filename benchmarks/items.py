@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .harness import (
     mb,
     progress,
     repeat,
+    repeat_interleaved,
     sample_rss,
 )
 
@@ -252,49 +254,41 @@ def _page_reads(
 ) -> None:
     n, limit = config.items, config.page
     target = f"< {PAGE_READ_TARGET_SECONDS * 1000:g} ms"
-    for offset in (0, n - limit):
+    offsets = (0, n - limit)
+    emulator: dict[str, Callable[[], object]] = {}
+    for offset in offsets:
         expected_url = make_item(offset)["url"]
         path = f"/v2/datasets/{http_dataset_id}/items?offset={offset}&limit={limit}"
         body = json.loads(http.get(path))
         if len(body) != limit or body[0].get("url") != expected_url:
             table.note(f"WARNING: GET {path} returned {len(body)} items starting at {body[:1]}")
-        samples = repeat(lambda: http.get(path), config.page_runs, warmup=2)  # noqa: B023
-        table.samples(
-            f"page of {limit} at offset {offset:,}: emulator HTTP GET items",
-            samples,
-            target=target,
-            met=samples.median < PAGE_READ_TARGET_SECONDS,
-        )
-
         page = list(repo.read_items(repo_dataset_id, offset=offset, limit=limit).items())
         if len(page) != limit or page[0].get("url") != expected_url:
             table.note(f"WARNING: repo.read_items at offset {offset} returned {len(page)} items")
-        samples = repeat(
-            lambda: list(repo.read_items(repo_dataset_id, offset=offset, limit=limit).items()),  # noqa: B023
-            config.page_runs,
-            warmup=2,
-        )
-        table.samples(
-            f"page of {limit} at offset {offset:,}: emulator repository read_items",
-            samples,
-            target=target,
-            met=samples.median < PAGE_READ_TARGET_SECONDS,
-        )
-        samples = repeat(
-            lambda: list(
-                repo.read_items(repo_dataset_id, offset=offset, limit=limit, count_read=False).items()  # noqa: B023
-            ),
-            config.page_runs,
-            warmup=2,
-        )
-        table.samples("  same, read_items(count_read=False)", samples)
-
         items = crawlee.page(offset, limit)
         if len(items) != limit or items[0].get("url") != expected_url:
             table.note(f"WARNING: Crawlee get_data at offset {offset} returned {len(items)} items")
-        samples = repeat(lambda: crawlee.page(offset, limit), config.crawlee_page_runs, warmup=1)  # noqa: B023
-        table.samples(f"page of {limit} at offset {offset:,}: Crawlee get_data", samples)
+
+        emulator[f"http {offset}"] = partial(http.get, path)
+        emulator[f"repo {offset}"] = partial(_read_page, repo, repo_dataset_id, offset, limit, count_read=True)
+        emulator[f"repo uncounted {offset}"] = partial(
+            _read_page, repo, repo_dataset_id, offset, limit, count_read=False
+        )
+    samples = repeat_interleaved(emulator, config.page_runs, warmup=2)
+    for offset in offsets:
+        for key, label in (
+            (f"http {offset}", f"page of {limit} at offset {offset:,}: emulator HTTP GET items"),
+            (f"repo {offset}", f"page of {limit} at offset {offset:,}: emulator repository read_items"),
+        ):
+            table.samples(label, samples[key], target=target, met=samples[key].median < PAGE_READ_TARGET_SECONDS)
+        table.samples("  same, read_items(count_read=False)", samples[f"repo uncounted {offset}"])
+        crawlee_samples = repeat(lambda: crawlee.page(offset, limit), config.crawlee_page_runs, warmup=1)  # noqa: B023
+        table.samples(f"page of {limit} at offset {offset:,}: Crawlee get_data", crawlee_samples)
     http.close()
+
+
+def _read_page(repo: DatasetRepository, dataset_id: str, offset: int, limit: int, *, count_read: bool) -> int:
+    return len(list(repo.read_items(dataset_id, offset=offset, limit=limit, count_read=count_read).items()))
 
 
 def _iterate_all(
