@@ -105,8 +105,11 @@ def _chunked(pieces: Iterable[str], *, bom: bool) -> Iterator[bytes]:
 # --- json, jsonl ---------------------------------------------------------------------------------
 
 
+_COMPACT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # shared: see item_store
+
+
 def _dumps(item: Any) -> str:
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT_ENCODER.encode(item)
 
 
 def _json_pieces(items_factory: ItemsFactory, options: ExportOptions) -> Iterator[str]:
