@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import math
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_SECONDS = 60
 URL_PATTERN = re.compile(r" at (http://\S+)")
+ORDER_SEED = 20261123
 
 # ----- statistics --------------------------------------------------------------------------------
 
@@ -60,8 +62,21 @@ def repeat(fn: Callable[[], object], runs: int, *, warmup: int = 1) -> Samples:
     return Samples(tuple(values))
 
 
+def round_orders(labels: list[str], rounds: int) -> Iterator[list[str]]:
+    """Yield ``labels`` in a fresh shuffled order for each round (seeded, so runs are comparable).
+
+    Rotating one fixed order would give every contender the same predecessor each round, and whatever
+    the predecessor leaves behind (dirty pages to write back, a warm cache) would always land on it.
+    """
+    rng = random.Random(ORDER_SEED)
+    for _ in range(rounds):
+        order = list(labels)
+        rng.shuffle(order)
+        yield order
+
+
 def repeat_interleaved(fns: dict[str, Callable[[], object]], runs: int, *, warmup: int = 1) -> dict[str, Samples]:
-    """Time several measurements round-robin, the order rotated each round.
+    """Time several measurements interleaved, in a shuffled order each round.
 
     A slow spell of the machine (writeback after a large push is common) then hits every measurement
     alike instead of whichever series happened to run during it.
@@ -71,9 +86,8 @@ def repeat_interleaved(fns: dict[str, Callable[[], object]], runs: int, *, warmu
         for label in labels:
             fns[label]()
     values: dict[str, list[float]] = {label: [] for label in labels}
-    for round_index in range(runs):
-        shift = round_index % len(labels)
-        for label in labels[shift:] + labels[:shift]:
+    for order in round_orders(labels, runs):
+        for label in order:
             start = time.perf_counter()
             fns[label]()
             values[label].append(time.perf_counter() - start)

@@ -25,6 +25,7 @@ from .harness import (
     progress,
     repeat,
     repeat_interleaved,
+    round_orders,
     sample_rss,
 )
 
@@ -69,19 +70,20 @@ def interleaved_pushes(
 ) -> tuple[dict[str, float], float, int]:
     """Push every batch to every contender in turn, plus a slice of it to the file-system floor.
 
-    Round-robin (with the order rotated each round) so that a slow spell of the disk, which is common on
-    virtual machines, hits every contender alike. Returns the seconds each contender spent inside its push
-    calls only, the floor's seconds and the floor's file count.
+    Interleaved, in a shuffled order each round (see ``round_orders``), so that a slow spell of the disk,
+    which is common on virtual machines, hits every contender alike. Returns the seconds each contender
+    spent inside its push calls only, the floor's seconds and the floor's file count.
     """
     spent = dict.fromkeys(contenders, 0.0)
     labels = [*contenders, FLOOR]
     floor_seconds = 0.0
     floor_files = 0
     floor_folder.mkdir(parents=True)
-    for round_index, indices in enumerate(batches(config)):
+    all_batches = batches(config)
+    orders = round_orders(labels, len(all_batches))
+    for round_index, (indices, order) in enumerate(zip(all_batches, orders, strict=True)):
         batch = [make_item(i) for i in indices]  # built outside the timed calls
-        shift = round_index % len(labels)
-        for label in labels[shift:] + labels[:shift]:
+        for label in order:
             if label == FLOOR:
                 floor_batch = batch[: config.floor_per_batch]
                 floor_seconds += _write_floor_files(floor_folder, floor_batch, floor_files)
