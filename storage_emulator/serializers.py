@@ -88,30 +88,34 @@ def dataset_list_item(dataset: DatasetMetadata, repo: DatasetRepository) -> dict
 
 
 class ListItemEncoder:
-    """The JSON text of each dataset's ``DatasetListItem``, kept per metadata object.
+    """The JSON text of each dataset's ``DatasetListItem``, kept for its current metadata object.
 
     Metadata objects are frozen and replaced on every change, so the same object always encodes the same
     way: a warm listing page then costs a join instead of 1,000 encodings (about a third of its time).
+    One entry per dataset id, so memory follows the number of datasets, not the number of changes.
     """
 
-    MAX_ENTRIES = 50_000
-    """Superseded metadata objects stay referenced until the cache is cleared, which happens when it is full."""
+    MAX_ENTRIES = 100_000
+    """Cleared when full, so the entries of deleted datasets do not pile up."""
 
     def __init__(self, repo: DatasetRepository) -> None:
         self._repo = repo
-        self._encoded: dict[int, tuple[DatasetMetadata, str]] = {}
+        self._encoded: dict[str, tuple[DatasetMetadata, str]] = {}
 
     def encode(self, dataset: DatasetMetadata) -> str:
         """Return ``dataset_list_item(dataset)`` as compact JSON text."""
-        # Keyed by id(): the entry holds the object, so the id cannot be reused while the entry exists.
-        hit = self._encoded.get(id(dataset))
-        if hit is not None and hit[0] is dataset:
+        hit = self._encoded.get(dataset.id)
+        if hit is not None and hit[0] is dataset:  # the very object encoded last time: nothing changed
             return hit[1]
         text = json.dumps(dataset_list_item(dataset, self._repo), ensure_ascii=False, separators=(",", ":"))
         if len(self._encoded) >= self.MAX_ENTRIES:
             self._encoded.clear()
-        self._encoded[id(dataset)] = (dataset, text)
+        self._encoded[dataset.id] = (dataset, text)
         return text
+
+    def __len__(self) -> int:
+        """Return how many datasets' JSON is kept."""
+        return len(self._encoded)
 
 
 def is_public(dataset: DatasetMetadata) -> bool:

@@ -100,6 +100,17 @@ def test_org_listing_pages_of_one_memoized_question_agree(app, live_server: Live
     assert [page["has_next"] for page in pages] == [True, True, False]
 
 
+def test_encoded_list_items_are_kept_once_per_dataset_not_per_change(app, client) -> None:  # type: ignore[no-untyped-def]
+    repo: DatasetRepository = app.extensions["storage_emulator"]
+    ids = [repo.get_or_create_dataset(name=f"busy-{index}")[0].id for index in range(3)]
+
+    for round_index in range(20):  # every push makes a new metadata object, every listing encodes it
+        repo.push_items(ids[round_index % 3], [{"round": round_index}])
+        assert client.get("/v2/datasets").status_code == 200
+
+    assert len(app.extensions["storage_emulator_list_items"]) == 3
+
+
 def test_metadata_objects_cannot_change_in_place(repo: DatasetRepository) -> None:
     """The list caches key on metadata objects, so an in-place change would be served stale."""
     dataset, _ = repo.get_or_create_dataset(name="frozen")
