@@ -81,14 +81,12 @@ def _http_message(status: int, exc: HTTPException) -> str:
 
 
 def _org_error(exc: Exception, status: int, message: str) -> Response:
-    errors = None
     if isinstance(exc, InvalidParameter):
-        status = 422
-        errors = [{"loc": [exc.location, exc.parameter], "msg": exc.rule, "type": "value_error"}]
+        return org_validation_error([exc])
     if status == 401:
         # The documented 401 body, exactly: no other keys, whatever went wrong with the token.
         return json_response({"code": 401, "detail": "Authentication failed", "type": "authentication_error"}, 401)
-    body = {"code": status, "detail": message, "type": ORG_ERROR_TYPES.get(status, "error"), "errors": errors}
+    body = {"code": status, "detail": message, "type": ORG_ERROR_TYPES.get(status, "error"), "errors": None}
     return json_response(body, status)
 
 
