@@ -56,6 +56,11 @@ UUID_LENGTH = 36
 _UNSET: Any = object()
 
 MAX_CACHED_SELECTIONS = 256
+OWNERSHIP_VALUES = ("ownedByMe", "sharedWithMe")
+# Fields update_dataset takes beyond name, title and access: the org listing's, and sharing.
+ORG_FIELDS = frozenset(
+    {"summary", "tags", "license", "task_categories", "size_category", "format", "version", "origin", "shared_with"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,12 @@ class ItemsPage:
     def items(self) -> Iterator[dict[str, Any]]:
         """Read the page's items from disk; call again for a second pass."""
         return self.store.read(self.indices)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    """Return where pydantic's first error is (dotted field path, may be empty) and what it says."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 def _flush_at_exit(repo_ref: weakref.ref[DatasetRepository]) -> None:
@@ -154,9 +165,8 @@ class DatasetRepository:
 
     def _corrupt_message(self, folder: str, exc: Exception) -> str:
         if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            detail = f"{where}: {first['msg']}" if where else first["msg"]
+            where, rule = _first_error(exc)
+            detail = f"{where}: {rule}" if where else rule
         else:
             detail = str(exc) or type(exc).__name__
         return (
@@ -326,8 +336,8 @@ class DatasetRepository:
     ) -> DatasetPage:
         """List the caller's datasets (and those shared with it), oldest first, named ones unless ``unnamed``."""
         caller = caller or self.default_account
-        if ownership not in (None, "ownedByMe", "sharedWithMe"):
-            raise InvalidParameter("ownership", "must be 'ownedByMe' or 'sharedWithMe'")
+        if ownership is not None and ownership not in OWNERSHIP_VALUES:
+            raise InvalidParameter("ownership", "must be one of " + ", ".join(OWNERSHIP_VALUES))
         matches = self.select(
             ("apify-list", caller.id, unnamed, ownership),
             lambda datasets: [
@@ -504,23 +514,11 @@ class DatasetRepository:
         try:
             return DatasetMetadata.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise InvalidParameter(field, first["msg"], location="body") from None
+            field, rule = _first_error(exc)
+            raise InvalidParameter(field, rule, location="body") from None
 
     def _checked_org_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        allowed = {
-            "summary",
-            "tags",
-            "license",
-            "task_categories",
-            "size_category",
-            "format",
-            "version",
-            "origin",
-            "shared_with",
-        }
-        unknown = set(fields) - allowed
+        unknown = set(fields) - ORG_FIELDS
         if unknown:
             raise InvalidInput(f"Unknown dataset field(s): {', '.join(sorted(unknown))}")
         return fields
