@@ -11,6 +11,7 @@ from ..errors import InvalidInput, InvalidParameter
 from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import check_schema, field_statistics, validate_items
 from ..push_body import parse_items, read_body
+from ..repository import OWNERSHIP_VALUES
 from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import may_write, repo, require_caller, resolve_for_read, resolve_for_write
@@ -49,7 +50,7 @@ def list_datasets() -> Response:
         limit=min(limit, LIST_LIMIT_MAX),
         desc=bool_param(args, "desc"),
         unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", ("ownedByMe", "sharedWithMe"), None),
+        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
     )
     encoder: ListItemEncoder = current_app.extensions["storage_emulator_list_items"]
     head = {
@@ -103,16 +104,19 @@ def update_dataset(ref: str) -> Response:
     body = _json_object_body()
     changes: dict[str, Any] = {}
     if "name" in body:
-        if body["name"] is not None and not isinstance(body["name"], str):
-            raise InvalidParameter("name", "must be a string or null", location="body")
-        changes["name"] = body["name"] or None
+        changes["name"] = _string_or_null(body, "name") or None  # "" makes it unnamed, as null does
     if "title" in body:
-        if body["title"] is not None and not isinstance(body["title"], str):
-            raise InvalidParameter("title", "must be a string or null", location="body")
-        changes["title"] = body["title"]
+        changes["title"] = _string_or_null(body, "title")
     if body.get("generalAccess") is not None:
         changes["general_access"] = body["generalAccess"]
     return json_response({"data": render_dataset(repo().update_dataset(dataset.id, **changes), may_write=True)})
+
+
+def _string_or_null(body: dict[str, Any], field: str) -> str | None:
+    value = body[field]
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string or null", location="body")
+    return value
 
 
 def _json_object_body() -> dict[str, Any]:
