@@ -175,22 +175,18 @@ def _run_one_size(
         http.close()
 
     ratio_target = f"<= {LIST_FLOOR_RATIO_TARGET:g}x floor"
-    first_ratio = warm_first.median / floor.median
-    last_ratio = warm_last.median / floor.median
-    table.samples(f"WARM list first page (limit {LIST_PAGE}) [{count:,}]", warm_first)
-    table.row(
-        f"  ratio warm first page / floor [{count:,}]",
-        f"{first_ratio:.1f}x",
-        target=ratio_target if with_targets else "",
-        met=first_ratio <= LIST_FLOOR_RATIO_TARGET if with_targets else None,
-    )
-    table.samples(f"WARM list last page (offset {last_offset:,}) [{count:,}]", warm_last)
-    table.row(
-        f"  ratio warm last page / floor [{count:,}]",
-        f"{last_ratio:.1f}x",
-        target=ratio_target if with_targets else "",
-        met=last_ratio <= LIST_FLOOR_RATIO_TARGET if with_targets else None,
-    )
+    for label, which, samples in (
+        (f"WARM list first page (limit {LIST_PAGE})", "first", warm_first),
+        (f"WARM list last page (offset {last_offset:,})", "last", warm_last),
+    ):
+        ratio = samples.median / floor.median
+        table.samples(f"{label} [{count:,}]", samples)
+        table.row(
+            f"  ratio warm {which} page / floor [{count:,}]",
+            f"{ratio:.1f}x",
+            target=ratio_target if with_targets else "",
+            met=ratio <= LIST_FLOOR_RATIO_TARGET if with_targets else None,
+        )
     table.samples(
         f"WARM get by id (random ids) [{count:,}]",
         by_id,
