@@ -395,13 +395,16 @@ class DatasetRepository:
             counted = self._count_clean(ItemStore(self.datasets_dir / folder), dataset, [], 0)
             self.index.refine(folder, dataset, counted)
             dataset = counted
-        if touch_accessed:
-            self._record_access(dataset.id, item_read=False)
+        if touch_accessed and self._record_access(dataset.id, item_read=False):
+            _, dataset = self._locate_by_id(dataset.id)  # the counters were just written: show them
         return self.reads.merged(dataset)
 
-    def _record_access(self, dataset_id: str, *, item_read: bool) -> None:
+    def _record_access(self, dataset_id: str, *, item_read: bool) -> bool:
+        """Count an access; write the pending counters if it is time, and tell whether they were written."""
         if self.reads.record(dataset_id, utc_now(), item_read=item_read):
             self.flush_reads(dataset_id)
+            return True
+        return False
 
     def flush_reads(self, dataset_id: str | None = None) -> None:
         """Write pending read counters (of one dataset, or of all) to the metadata files."""

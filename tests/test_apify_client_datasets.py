@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from storage_emulator import DEFAULT_ACCOUNT
@@ -58,3 +59,14 @@ def test_get_by_id_and_by_tilde_name(apify) -> None:  # type: ignore[no-untyped-
 def test_missing_dataset_is_none(apify) -> None:  # type: ignore[no-untyped-def]
     assert apify.dataset("aaaaaaaaaaaaaaaaa").get() is None
     assert apify.dataset("~not-there").get() is None
+
+
+def test_get_moves_accessed_at_in_the_response_itself(apify) -> None:  # type: ignore[no-untyped-def]
+    """The first access after a quiet second writes the counters at once; the response must show them."""
+    created = apify.datasets().get_or_create(name="touched")
+    time.sleep(0.01)  # the times are kept to the millisecond on the wire
+
+    fetched = apify.dataset(created.id).get()
+
+    assert fetched.accessed_at > created.accessed_at
+    assert fetched.modified_at == created.modified_at

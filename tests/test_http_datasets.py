@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -188,10 +189,11 @@ def test_get_by_id_tilde_name_and_username_name(client: FlaskClient) -> None:
 
 def test_get_moves_accessed_at(client: FlaskClient) -> None:
     created = client.post("/v2/datasets?name=touch", json={}).get_json()["data"]
+    time.sleep(0.01)  # the times are shown to the millisecond
 
     fetched = client.get(f"/v2/datasets/{created['id']}").get_json()["data"]
 
-    assert fetched["accessedAt"] >= created["accessedAt"]
+    assert fetched["accessedAt"] > created["accessedAt"]
     assert fetched["modifiedAt"] == created["modifiedAt"]
 
 
