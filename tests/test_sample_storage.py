@@ -88,7 +88,13 @@ def test_emulator_metadata_matches_its_item_files(folder: str) -> None:
     assert metadata["clean_counted_items"] == metadata["item_count"]
     assert metadata["clean_item_count"] == sum(1 for item in items if any(not key.startswith("#") for key in item))
     assert metadata["storage_bytes"] == sum(file.stat().st_size for file in files)
-    assert metadata["id"] == (folder if metadata["name"] is None else metadata["id"])
+    # The folder is where the emulator puts such a dataset: the id, the name, or username~name.
+    if metadata["name"] is None:
+        assert folder == metadata["id"]
+    elif metadata["username"] == "local":
+        assert folder == metadata["name"]
+    else:
+        assert folder == f"{metadata['username']}~{metadata['name']}"
     assert (path / METADATA).read_text(encoding="utf-8").startswith('{\n  "id": ')
 
 
