@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -173,6 +174,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(warning)
     print(f'Python: ApifyClient(token="local", api_url="{url}")   JS: new ApifyClient({{ baseUrl: "{url}" }})')
     sys.stdout.flush()
+    # SIGTERM (process managers, `docker stop`) ends the server like Ctrl-C, so the finally below still
+    # writes the pending read counters.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -181,6 +185,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.server_close()
         app.extensions["storage_emulator"].flush_reads()
     return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _repo(args: argparse.Namespace) -> DatasetRepository:

@@ -23,6 +23,7 @@ import openpyxl
 import pytest
 
 from storage_emulator import DatasetRepository
+from storage_emulator.models import METADATA_FILENAME as METADATA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_STORAGE = REPO_ROOT / "sample_storage"
@@ -522,6 +523,7 @@ def test_serve_seeds_a_copy_and_answers(tmp_path: Path, serve_process: list[Serv
     status, listing = http_json(f"{url}/v2/datasets")
     pushed_status, _ = http_json(f"{url}/v2/datasets/~products/items", data=b'{"title": "added while served"}')
     _, items = http_json(f"{url}/v2/datasets/~products/items?offset=22")
+    http_json(f"{url}/v2/datasets/~products/items?limit=1")  # a second read within the second: kept in memory
     exit_status = server.stop()
 
     assert any("Copied" in line for line in printed), printed
@@ -532,7 +534,10 @@ def test_serve_seeds_a_copy_and_answers(tmp_path: Path, serve_process: list[Serv
     assert json.loads((root / "datasets" / "products" / "000000023.json").read_text()) == items[0]
     assert not (SAMPLE_STORAGE / "datasets" / "products" / "000000023.json").exists()
     assert tree_digest(SAMPLE_STORAGE) == seed_before
-    assert server.process.poll() == exit_status  # terminated by the test, not still running
+    assert exit_status == 0  # SIGTERM is a clean shutdown...
+    read_count = json.loads((root / "datasets" / "products" / METADATA).read_text())["read_count"]
+    seed_read_count = json.loads((SAMPLE_STORAGE / "datasets" / "products" / METADATA).read_text())["read_count"]
+    assert read_count == seed_read_count + 2  # ...that writes the read still held in memory
 
 
 def test_serve_does_not_reseed_an_existing_root(tmp_path: Path, serve_process: list[ServeProcess]) -> None:
