@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
@@ -211,16 +210,13 @@ def test_decompression_bomb_is_refused_quickly_in_little_memory(
     bomb: bytes = request.getfixturevalue(bomb_fixture)
     assert len(bomb) < 2_000_000
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(RequestTooLarge) as caught:
             read_body(io.BytesIO(bomb), encoding)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 50_000_000, f"peak {peak} bytes: the bomb was inflated too far"
-    assert elapsed < 5, f"took {elapsed:.1f} s"
     data = caught.value.data
     assert data is not None
     # It stopped just past the limit instead of inflating all 1 GiB.
