@@ -261,7 +261,7 @@ def test_python_client_public_url_reads_without_a_token(
         owner = ApifyClient(TOKENS["owner"], api_url=server.url, api_public_url=server.url, max_retries=0)
         anonymous = ApifyClient(api_url=server.url, api_public_url=server.url, max_retries=0)
         url = owner.dataset(secret[0]).create_items_public_url()
-        expiring = owner.dataset(secret[0]).create_items_public_url(item_format="jsonl")
+        jsonl_url = owner.dataset(secret[0]).create_items_public_url(item_format="jsonl")
 
         import urllib.error
         import urllib.request
@@ -269,7 +269,7 @@ def test_python_client_public_url_reads_without_a_token(
         assert url.startswith(server.url + "/v2/datasets/") and "signature=" in url
         with urllib.request.urlopen(url) as response:
             assert json.loads(response.read()) == ITEMS
-        with urllib.request.urlopen(expiring) as response:
+        with urllib.request.urlopen(jsonl_url) as response:
             assert [json.loads(line) for line in response.read().splitlines()] == ITEMS
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(url.replace("signature=", "signature=x"))
@@ -317,3 +317,45 @@ def test_open_mode_needs_no_configuration(client: FlaskClient) -> None:
     assert created.status_code == 201
     assert client.get("/v2/datasets/~open").status_code == 200  # no token at all
     assert client.get("/api/v1/org/local/datasets", headers={"X-API-Key": "whatever"}).status_code == 200
+
+
+def test_python_client_expiring_public_url_is_refused_once_expired(
+    enforced_app: Flask, secret: tuple[str, str], serve
+) -> None:  # type: ignore[no-untyped-def]
+    import urllib.error
+    import urllib.request
+    from datetime import timedelta
+
+    from apify_client import ApifyClient
+
+    with serve(enforced_app) as server:
+        owner = ApifyClient(TOKENS["owner"], api_url=server.url, api_public_url=server.url, max_retries=0)
+        url = owner.dataset(secret[0]).create_items_public_url(expires_in=timedelta(seconds=1))
+
+        with urllib.request.urlopen(url) as response:
+            assert json.loads(response.read()) == ITEMS
+        time.sleep(1.2)  # past the expiry the client signed into the URL
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url)
+
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["error"]["type"] == "insufficient-permissions"
+    refused.value.close()
+
+
+@pytest.mark.parametrize(
+    "caller, status",
+    [("none", 401), ("wrong-token", 401), ("other", 403), ("owner", 200), ("shared", 200)],
+)
+def test_dataset_html_page_follows_the_read_rules(
+    http: FlaskClient, secret: tuple[str, str], caller: str, status: int
+) -> None:
+    """The consoleUrl page shows items, so it is refused exactly where reading them is."""
+    headers = {"Authorization": f"Bearer {TOKENS[caller]}"} if caller in TOKENS else {}
+    if caller == "wrong-token":
+        headers = {"Authorization": "Bearer not-a-real-token"}
+
+    response = http.get(f"/view/datasets/{secret[0]}", headers=headers)
+
+    assert response.status_code == status
+    assert (SECRET_SKU.encode() in response.data) == (status == 200)

@@ -421,7 +421,9 @@ def test_broken_metadata_never_breaks_the_server(
     listing = client.get("/v2/datasets")
     assert listing.status_code == 200
     assert [item["id"] for item in listing.get_json()["data"]["items"]] == [good]
-    assert client.get("/api/v1/org/local/datasets").status_code == 200
+    org = client.get("/api/v1/org/local/datasets")
+    assert org.status_code == 200
+    assert [row["name"] for row in org.get_json()["datasets"]] == ["local/good"]
 
     direct = client.get("/v2/datasets/~broken")
     assert_apify_error(direct, 409, "dataset-corrupted", mentions="fsck --repair")

@@ -518,6 +518,8 @@ def test_update_or_delete_of_a_missing_dataset_is_404(
 # ----- Path traversal on the items endpoints -----------------------------------------------------------
 
 
+# An encoded slash (%2F) is decoded before routing, so those refs become extra path segments and stop at
+# the router (404, route not found); the others reach the dataset handlers. Both must be 4xx and write nothing.
 TRAVERSAL_REFS = [
     "..",
     "%2e%2e",
