@@ -117,7 +117,7 @@ def read_accounts(path: Path) -> list[Account]:
         raise InvalidInput(f"The accounts file {path} cannot be read: {exc}") from exc
     entries = data.get("accounts") if isinstance(data, dict) else None
     if not isinstance(entries, list):
-        raise InvalidInput(f"{path}: expected {{\"accounts\": [...]}}")
+        raise InvalidInput(f'{path}: expected {{"accounts": [...]}}')
     return [_account_from_json(entry, path) for entry in entries]
 
 

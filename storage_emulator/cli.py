@@ -66,11 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", default=None, metavar="DIR", help="if the root does not exist yet, start it as a copy of DIR"
     )
     serve.add_argument(
-        "--accounts", default=None, metavar="FILE",
+        "--accounts",
+        default=None,
+        metavar="FILE",
         help="accounts file: enforce tokens and access (default: <root>/.storage-emulator/accounts.json if present)",
     )
     serve.add_argument(
-        "--cors-origin", action="append", default=[], metavar="ORIGIN",
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
         help="allow browser calls from this origin ('*' for any); repeatable; CORS is off without it",
     )
     serve.set_defaults(handler=cmd_serve)
@@ -158,8 +163,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         shutil.copytree(args.seed, root)
         print(f"Copied {args.seed} to {root} (the copy is what gets served and changed)")
     app = create_app(
-        {"ROOT": str(root), "PUBLIC_URL": args.public_url, "ACCOUNTS_FILE": args.accounts,
-         "CORS_ORIGINS": args.cors_origin}
+        {
+            "ROOT": str(root),
+            "PUBLIC_URL": args.public_url,
+            "ACCOUNTS_FILE": args.accounts,
+            "CORS_ORIGINS": args.cors_origin,
+        }
     )
     enforced = app.extensions["storage_emulator_accounts"].enforced
     server = make_server(args.host, args.port, app, threaded=True)
@@ -279,7 +288,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             yield item
 
     chunks = render(args.format.lower(), items, ExportOptions())
-    with bar, (sys.stdout.buffer if args.output == "-" else open(args.output, "wb")) as out:
+    with bar, sys.stdout.buffer if args.output == "-" else open(args.output, "wb") as out:
         for chunk in chunks:
             out.write(chunk)
     return 0
@@ -312,9 +321,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
 def cmd_share(args: argparse.Namespace) -> int:
     """Share a dataset with an account, or stop sharing it."""
     repo = _repo(args)
-    account = AccountRegistry.load(repo.root, Path(args.accounts) if args.accounts else None).by_username(
-        args.username
-    )
+    account = AccountRegistry.load(repo.root, Path(args.accounts) if args.accounts else None).by_username(args.username)
     if account is None:
         raise InvalidInput(f"No account named '{args.username}'")
     dataset = repo.get_dataset(args.ref)

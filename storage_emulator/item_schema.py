@@ -91,16 +91,12 @@ def validate_items(items: Sequence[dict[str, Any]], schema: Mapping[str, Any] | 
                 invalid_items.append({"itemPosition": position, "validationErrors": errors})
     except referencing.exceptions.Unresolvable as exc:
         # Not a 5xx: clients would retry a problem that only a new schema fixes.
-        raise InvalidInput(
-            f"The dataset schema's fields cannot be used: cannot resolve $ref {exc.ref!r}"
-        ) from exc
+        raise InvalidInput(f"The dataset schema's fields cannot be used: cannot resolve $ref {exc.ref!r}") from exc
     if invalid_items:
         raise SchemaValidationFailed("Schema validation failed", data={"invalidItems": invalid_items})
 
 
-def field_statistics(
-    items: Iterable[dict[str, Any]], schema: Mapping[str, Any] | None
-) -> dict[str, Any] | None:
+def field_statistics(items: Iterable[dict[str, Any]], schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Measure min, max, nullCount and emptyCount of each field the schema declares, in one pass."""
     fields = schema_fields(schema)
     if fields is None:
@@ -407,9 +403,7 @@ def _expand(error: ValidationError, instance_path: str, schema_path: str) -> Ite
                     yield make(f"must have {noun} {params['deps']} when property {name} is present", params)
 
 
-def _missing_dependencies(
-    name: str, needed: list[str], instance: Mapping[str, Any]
-) -> Iterator[dict[str, Any]]:
+def _missing_dependencies(name: str, needed: list[str], instance: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Yield AJV's params for each property that ``name`` needs and the instance lacks."""
     for missing in needed:
         if missing not in instance:
@@ -425,11 +419,7 @@ def _additional_properties(instance: Mapping[str, Any], schema: Mapping[str, Any
     """List the instance's properties that neither ``properties`` nor ``patternProperties`` cover."""
     declared = schema.get("properties") or {}
     patterns = [re.compile(pattern) for pattern in schema.get("patternProperties") or {}]
-    return [
-        name
-        for name in instance
-        if name not in declared and not any(pattern.search(name) for pattern in patterns)
-    ]
+    return [name for name in instance if name not in declared and not any(pattern.search(name) for pattern in patterns)]
 
 
 # --- small helpers -----------------------------------------------------------------------------------

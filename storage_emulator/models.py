@@ -20,9 +20,7 @@ EMULATOR_DIR = ".storage-emulator"
 ITEM_FILENAME_DIGITS = 9
 """Item files are named by their 1-based index, zero-padded to this many digits: ``000000001.json``."""
 
-GeneralAccess = Literal[
-    "RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING"
-]
+GeneralAccess = Literal["RESTRICTED", "ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ", "FOLLOW_USER_SETTING"]
 GENERAL_ACCESS_VALUES: tuple[str, ...] = GeneralAccess.__args__  # type: ignore[attr-defined]
 
 OrgFormat = Literal["parquet", "csv", "arrow", "feather", "json", "jsonl"]
@@ -161,4 +159,3 @@ class DatasetMetadata(BaseModel):
                 value = value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             data[camel] = value
         return json.dumps(data, ensure_ascii=False, indent="\t", default=str)
-

@@ -16,9 +16,7 @@ ID_ALPHABET = string.ascii_letters + string.digits
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{17}$")
 NAME_PATTERN = re.compile(r"^([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$")
 NAME_MAX_LENGTH = 63
-NAME_RULE = (
-    "must be 1 to 63 characters of letters, digits and '-', not starting or ending with '-'"
-)
+NAME_RULE = "must be 1 to 63 characters of letters, digits and '-', not starting or ending with '-'"
 # Ids written by other tools (the JS tools use UUIDs) are accepted when they look like this.
 FOREIGN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
 
@@ -56,14 +54,7 @@ def safe_child(parent: Path, child: str) -> Path:
     Names are validated before they get here; this is the second wall, so that no future caller can
     build a path from unchecked input: separators, ``..``, absolute paths and NUL are refused.
     """
-    if (
-        not child
-        or child in (".", "..")
-        or "/" in child
-        or "\\" in child
-        or "\x00" in child
-        or os.path.isabs(child)
-    ):
+    if not child or child in (".", "..") or "/" in child or "\\" in child or "\x00" in child or os.path.isabs(child):
         raise InvalidInput(f"'{child}' is not a valid storage folder name")
     path = parent / child
     if os.path.normpath(path).rsplit(os.sep, 1)[0] != os.path.normpath(parent):

@@ -211,9 +211,7 @@ def _decode_utf8(body: bytes) -> str:
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"The request body is not valid UTF-8 (invalid byte at offset {exc.start})"
-        ) from exc
+        raise InvalidInput(f"The request body is not valid UTF-8 (invalid byte at offset {exc.start})") from exc
 
 
 def _load_json(text: str, *, what: str) -> Any:
@@ -223,9 +221,7 @@ def _load_json(text: str, *, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
+        raise InvalidInput(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
     except RecursionError as exc:
         raise InvalidInput(f"{what} is nested too deeply to parse") from exc
 
@@ -240,9 +236,7 @@ def _as_items(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         return [value]
     if not isinstance(value, list):
-        raise InvalidInput(
-            f"The request body is a JSON {_json_type(value)}: send a JSON object or an array of objects"
-        )
+        raise InvalidInput(f"The request body is a JSON {_json_type(value)}: send a JSON object or an array of objects")
     for index, element in enumerate(value):
         if not isinstance(element, dict):
             raise InvalidInput(

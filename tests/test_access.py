@@ -89,26 +89,45 @@ EXPECTED: dict[str, dict[str, tuple[int, str | None]]] = {
     "no-token": {name: (401, "token-not-provided") for name in ENDPOINTS},
     "wrong-token": {name: (401, "invalid-token") for name in ENDPOINTS},
     "owner": {
-        "list": (200, None), "create": (201, None), "get": (200, None), "update": (200, None),
-        "delete": (204, None), "items": (200, None), "items-head": (200, None), "push": (201, None),
-        "statistics": (200, None), "org": (200, None),
+        "list": (200, None),
+        "create": (201, None),
+        "get": (200, None),
+        "update": (200, None),
+        "delete": (204, None),
+        "items": (200, None),
+        "items-head": (200, None),
+        "push": (201, None),
+        "statistics": (200, None),
+        "org": (200, None),
     },
     "other": {
-        "list": (200, None), "create": (201, None), "get": (403, "insufficient-permissions"),
-        "update": (403, "insufficient-permissions"), "delete": (403, "insufficient-permissions"),
-        "items": (403, "insufficient-permissions"), "items-head": (403, None),
-        "push": (403, "insufficient-permissions"), "statistics": (403, "insufficient-permissions"),
+        "list": (200, None),
+        "create": (201, None),
+        "get": (403, "insufficient-permissions"),
+        "update": (403, "insufficient-permissions"),
+        "delete": (403, "insufficient-permissions"),
+        "items": (403, "insufficient-permissions"),
+        "items-head": (403, None),
+        "push": (403, "insufficient-permissions"),
+        "statistics": (403, "insufficient-permissions"),
         "org": (403, None),
     },
     "shared": {
-        "list": (200, None), "create": (201, None), "get": (200, None),
-        "update": (403, "insufficient-permissions"), "delete": (403, "insufficient-permissions"),
-        "items": (200, None), "items-head": (200, None), "push": (403, "insufficient-permissions"),
-        "statistics": (200, None), "org": (403, None),
+        "list": (200, None),
+        "create": (201, None),
+        "get": (200, None),
+        "update": (403, "insufficient-permissions"),
+        "delete": (403, "insufficient-permissions"),
+        "items": (200, None),
+        "items-head": (200, None),
+        "push": (403, "insufficient-permissions"),
+        "statistics": (200, None),
+        "org": (403, None),
     },
     "signed-url": {
         **{name: (401, "token-not-provided") for name in ENDPOINTS},
-        "items": (200, None), "items-head": (200, None),
+        "items": (200, None),
+        "items-head": (200, None),
     },
 }
 
@@ -130,8 +149,9 @@ def call(http: FlaskClient, caller: str, endpoint: str, dataset: tuple[str, str]
 
 
 @pytest.mark.parametrize("caller, endpoint", CASES, ids=[f"{c}-{e}" for c, e in CASES])
-def test_access_matrix(http: FlaskClient, secret: tuple[str, str], enforced_root: Path, caller: str,
-                       endpoint: str) -> None:
+def test_access_matrix(
+    http: FlaskClient, secret: tuple[str, str], enforced_root: Path, caller: str, endpoint: str
+) -> None:
     status, error_type = EXPECTED[caller][endpoint]
     folder = enforced_root / "datasets" / f"olivia~{SECRET_NAME}"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -252,9 +272,7 @@ def test_spec_test_vector() -> None:
     assert not verify_signature("MC4wLjFzM3Nvc2M5Q1FFeDk0VjcxRlpDMQ", "abcDEF1234567890b", "secret123")
 
 
-def test_python_client_public_url_reads_without_a_token(
-    enforced_app: Flask, secret: tuple[str, str], serve
-) -> None:  # type: ignore[no-untyped-def]
+def test_python_client_public_url_reads_without_a_token(enforced_app: Flask, secret: tuple[str, str], serve) -> None:  # type: ignore[no-untyped-def]
     from apify_client import ApifyClient
 
     with serve(enforced_app) as server:

@@ -15,7 +15,10 @@ from storage_emulator.cli import exposure_warning
 def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "storage_emulator", "--root", str(root), *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -69,8 +72,13 @@ def test_share_from_the_cli(storage_root: Path) -> None:
 
 @pytest.mark.parametrize(
     "host, enforced, warns",
-    [("127.0.0.1", False, False), ("localhost", False, False), ("0.0.0.0", False, True), ("192.0.2.1", False, True),
-     ("0.0.0.0", True, False)],
+    [
+        ("127.0.0.1", False, False),
+        ("localhost", False, False),
+        ("0.0.0.0", False, True),
+        ("192.0.2.1", False, True),
+        ("0.0.0.0", True, False),
+    ],
 )
 def test_open_mode_on_a_public_interface_warns(host: str, enforced: bool, warns: bool) -> None:
     warning = exposure_warning(host, enforced=enforced)
@@ -91,8 +99,11 @@ def test_cors_for_a_configured_origin(storage_root: Path) -> None:
 
     preflight = http.options(
         "/v2/datasets",
-        headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type"},
+        headers={
+            "Origin": "http://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
     )
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "http://app.example"

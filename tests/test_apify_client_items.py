@@ -86,18 +86,38 @@ def test_list_items_defaults_and_pagination(dataset) -> None:  # type: ignore[no
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        ({"fields": ["price", "name"]}, [{"price": 25, "name": "Kettle"}, {"price": 40, "name": "Toaster"}, {},
-                                         {"price": 15, "name": "Lamp"}, {}]),
-        ({"omit": ["tags", "#debug", "errorInfo"]}, [{"name": "Kettle", "price": 25}, {"name": "Toaster", "price": 40},
-                                                      {}, {"name": "Lamp", "price": 15}, {"#only": "hidden"}]),
-        ({"clean": True}, [{"name": "Kettle", "price": 25, "tags": ["kitchen", "steel"]},
-                           {"name": "Toaster", "price": 40, "tags": ["kitchen"]},
-                           {"name": "Lamp", "price": 15, "tags": [], "errorInfo": "timeout"}]),
+        (
+            {"fields": ["price", "name"]},
+            [{"price": 25, "name": "Kettle"}, {"price": 40, "name": "Toaster"}, {}, {"price": 15, "name": "Lamp"}, {}],
+        ),
+        (
+            {"omit": ["tags", "#debug", "errorInfo"]},
+            [
+                {"name": "Kettle", "price": 25},
+                {"name": "Toaster", "price": 40},
+                {},
+                {"name": "Lamp", "price": 15},
+                {"#only": "hidden"},
+            ],
+        ),
+        (
+            {"clean": True},
+            [
+                {"name": "Kettle", "price": 25, "tags": ["kitchen", "steel"]},
+                {"name": "Toaster", "price": 40, "tags": ["kitchen"]},
+                {"name": "Lamp", "price": 15, "tags": [], "errorInfo": "timeout"},
+            ],
+        ),
         ({"skip_empty": True}, [PRODUCTS[0], PRODUCTS[1], PRODUCTS[3], PRODUCTS[4]]),
         ({"skip_hidden": True, "limit": 1}, [{"name": "Kettle", "price": 25, "tags": ["kitchen", "steel"]}]),
-        ({"unwind": ["tags"], "fields": ["name", "tags"], "limit": 2},
-         [{"name": "Kettle", "tags": "kitchen"}, {"name": "Kettle", "tags": "steel"},
-          {"name": "Toaster", "tags": "kitchen"}]),
+        (
+            {"unwind": ["tags"], "fields": ["name", "tags"], "limit": 2},
+            [
+                {"name": "Kettle", "tags": "kitchen"},
+                {"name": "Kettle", "tags": "steel"},
+                {"name": "Toaster", "tags": "kitchen"},
+            ],
+        ),
     ],
     ids=["fields", "omit", "clean", "skip_empty", "skip_hidden", "unwind"],
 )

@@ -198,7 +198,11 @@ def test_push_json_array_with_create_then_jsonl(tmp_path: Path) -> None:
     assert metadata(root, "fresh")["name"] == "fresh"
     assert metadata(root, "fresh")["item_count"] == 5
     assert item_files(root, "fresh") == [
-        {"n": 1}, {"n": 2, "nested": {"k": "v"}}, {"n": 3}, {"n": 4}, {"n": 5, "text": "café"}
+        {"n": 1},
+        {"n": 2, "nested": {"k": "v"}},
+        {"n": 3},
+        {"n": 4},
+        {"n": 5, "text": "café"},
     ]
     assert DatasetRepository(root).get_dataset("~fresh").item_count == 5
 
@@ -244,8 +248,12 @@ BAD_FILES = [
     pytest.param("bad.json", "42", "number", id="scalar"),
     pytest.param("bad.json", "", "empty", id="empty-file"),
     pytest.param("bad.jsonl", '{"b": 1}\n{"b":\n{"b": 3}\n', "line 2", id="jsonl-bad-line-2"),
-    pytest.param("pretty.json", PRETTY_WITH_TRAILING_COMMA, f"line {json_error_line(PRETTY_WITH_TRAILING_COMMA)}",
-                 id="pretty-json-trailing-comma"),
+    pytest.param(
+        "pretty.json",
+        PRETTY_WITH_TRAILING_COMMA,
+        f"line {json_error_line(PRETTY_WITH_TRAILING_COMMA)}",
+        id="pretty-json-trailing-comma",
+    ),
 ]
 
 

@@ -21,13 +21,19 @@ def org_root(storage_root: Path) -> Path:
     """A root in enforced mode: `acme` (token acme-key) owns three datasets; `rival` owns a public and a private one."""
     path = default_accounts_path(storage_root)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"accounts": [{"username": "acme", "token": "acme-key"},
-                                             {"username": "rival", "token": "rival-key"}]}))
+    path.write_text(
+        json.dumps(
+            {"accounts": [{"username": "acme", "token": "acme-key"}, {"username": "rival", "token": "rival-key"}]}
+        )
+    )
     repo = DatasetRepository(storage_root)
     accounts = AccountRegistry.load(storage_root)
     acme, rival = accounts.by_username("acme"), accounts.by_username("rival")
-    for name, tags, summary in [("prompts", ["nlp"], "Jailbreak prompts"), ("images", ["vision"], "Screenshots"),
-                                ("logs", ["nlp", "ops"], "Agent logs")]:
+    for name, tags, summary in [
+        ("prompts", ["nlp"], "Jailbreak prompts"),
+        ("images", ["vision"], "Screenshots"),
+        ("logs", ["nlp", "ops"], "Agent logs"),
+    ]:
         dataset, _ = repo.get_or_create_dataset(name=name, owner=acme)
         repo.update_dataset(dataset.id, tags=tags, summary=summary, license="mit")
     public, _ = repo.get_or_create_dataset(name="open-corpus", owner=rival)
@@ -64,8 +70,10 @@ def test_sdk_lists_the_org_datasets(sdk_server) -> None:  # type: ignore[no-unty
 def test_sdk_filters_and_pages(sdk_server) -> None:  # type: ignore[no-untyped-def]
     api = client(sdk_server.url, "acme-key")
 
-    assert [p.full_name for p in api.list_datasets("acme", tags=["ops", "vision"], sort_by="name", sort_dir="asc")] \
-        == ["acme/images", "acme/logs"]
+    assert [p.full_name for p in api.list_datasets("acme", tags=["ops", "vision"], sort_by="name", sort_dir="asc")] == [
+        "acme/images",
+        "acme/logs",
+    ]
     assert [p.full_name for p in api.list_datasets("acme", search="JAILBREAK")] == ["acme/prompts"]
     assert [p.full_name for p in api.list_datasets("acme", license=["apache-2.0"])] == []
     pages = [api.list_datasets("acme", sort_by="name", sort_dir="asc", page=n, limit=2) for n in (1, 2, 3)]

@@ -125,8 +125,14 @@ def test_check_reports_every_problem_and_changes_nothing(repo: DatasetRepository
     assert not any(finding.repaired for finding in findings)
     grouped = by_folder(findings)
     assert set(grouped) == {
-        "truncated", "emptied", "orphans", "partial", "tidy", ".creating-AbCdEfGhIjKlMnOpQ",
-        ".deleting-old-0badf00d", "holes",
+        "truncated",
+        "emptied",
+        "orphans",
+        "partial",
+        "tidy",
+        ".creating-AbCdEfGhIjKlMnOpQ",
+        ".deleting-old-0badf00d",
+        "holes",
     }
     assert "fsck --repair" in grouped["truncated"][0].problem
     assert "fsck --repair" in grouped["emptied"][0].problem
@@ -169,7 +175,12 @@ def test_repair_fixes_everything_repairable_and_the_root_then_checks_clean(repo:
     assert read_all(repo, "~partial") == [{"i": 1}, {"i": 2}]
     assert read_all(repo, "~tidy") == [{"i": 1}]
     assert sorted(p.name for p in repo.datasets_dir.iterdir()) == [
-        "emptied", "healthy", "orphans", "partial", "tidy", "truncated"
+        "emptied",
+        "healthy",
+        "orphans",
+        "partial",
+        "tidy",
+        "truncated",
     ]
 
 
@@ -220,9 +231,7 @@ def test_orphan_item_files_are_adopted(repo: DatasetRepository) -> None:
 
     findings = check_root(repo, repair=True)
 
-    assert [(f.folder, f.problem, f.repaired) for f in findings] == [
-        ("orphans", "item files past item_count 2", True)
-    ]
+    assert [(f.folder, f.problem, f.repaired) for f in findings] == [("orphans", "item files past item_count 2", True)]
     on_disk = metadata(repo, "orphans")
     assert on_disk["item_count"] == 4
     assert on_disk["clean_item_count"] == 3  # the #hidden-only item is not clean
@@ -309,7 +318,12 @@ def test_cli_fsck_reports_then_repairs_then_is_clean(repo: DatasetRepository) ->
     assert again.returncode == 0 and again.stdout.strip() == "no problems found", again.stdout
     fresh = DatasetRepository(repo.root)
     assert sorted(d.name for d in fresh.list_datasets().items) == [  # type: ignore[type-var]
-        "emptied", "healthy", "orphans", "partial", "tidy", "truncated"
+        "emptied",
+        "healthy",
+        "orphans",
+        "partial",
+        "tidy",
+        "truncated",
     ]
     assert read_all(fresh, "~orphans") == [{"i": i} for i in range(1, 5)]
 

@@ -17,10 +17,6 @@ from storage_emulator.naming import ID_PATTERN
 OTHER = Account(id="otherAccount00001", username="alice")
 
 
-
-
-
-
 def folders(storage_root: Path) -> list[str]:
     return sorted(p.name for p in (storage_root / "datasets").iterdir())
 
@@ -262,8 +258,24 @@ def test_list_rejects_bad_parameters(client: FlaskClient, query: str, parameter:
 
 @pytest.mark.parametrize(
     "name",
-    ["-lead", "trail-", "a b", "x" * 64, "a.b", "..", "../escape", "a/b", "a%2Fb", "%2e%2e", "back%5Cslash", "/abs",
-     "%2Fetc%2Fpasswd", "~tilde", "under_score", "caf%C3%A9"],
+    [
+        "-lead",
+        "trail-",
+        "a b",
+        "x" * 64,
+        "a.b",
+        "..",
+        "../escape",
+        "a/b",
+        "a%2Fb",
+        "%2e%2e",
+        "back%5Cslash",
+        "/abs",
+        "%2Fetc%2Fpasswd",
+        "~tilde",
+        "under_score",
+        "caf%C3%A9",
+    ],
 )
 def test_create_rejects_bad_names_and_writes_nothing(
     client: FlaskClient, storage_root: Path, tmp_path: Path, name: str
@@ -325,7 +337,11 @@ def test_org_listing_shape_and_defaults(client: FlaskClient, org_data: DatasetRe
     assert (body["has_next"], body["has_prev"]) == (False, False)
     # Default sort: created_at descending.
     assert [row["name"] for row in body["datasets"]] == [
-        "local/epsilon", "local/delta", "local/gamma", "local/beta", "local/alpha"
+        "local/epsilon",
+        "local/delta",
+        "local/gamma",
+        "local/beta",
+        "local/alpha",
     ]
     row = body["datasets"][-1]
     assert row["version"] == "0.1.0" and row["format"] == "json" and row["is_public"] is False
@@ -345,8 +361,10 @@ def test_org_listing_shape_and_defaults(client: FlaskClient, org_data: DatasetRe
         ("?tags=vision&tags=tabular&sort_dir=asc", ["local/beta", "local/epsilon"]),
         ("?license=mit&license=cc-by-4.0&sort_dir=asc", ["local/alpha", "local/gamma", "local/epsilon"]),
         ("?task_categories=qa", ["local/gamma"]),
-        ("?format=json&sort_by=name&sort_dir=asc",
-         ["local/alpha", "local/beta", "local/delta", "local/epsilon", "local/gamma"]),
+        (
+            "?format=json&sort_by=name&sort_dir=asc",
+            ["local/alpha", "local/beta", "local/delta", "local/epsilon", "local/gamma"],
+        ),
         ("?format=parquet", []),
         ("?size_category=n<1K&name=delta", ["local/delta"]),
         ("?sort_by=row_count&sort_dir=desc&limit=2", ["local/gamma", "local/alpha"]),
@@ -364,8 +382,12 @@ def test_org_listing_pages(client: FlaskClient, org_data: DatasetRepository) -> 
     pages = [client.get(f"/api/v1/org/local/datasets?limit=2&page={p}").get_json() for p in (1, 2, 3, 4)]
 
     assert [len(p["datasets"]) for p in pages] == [2, 2, 1, 0]
-    assert [(p["has_prev"], p["has_next"]) for p in pages] == [(False, True), (True, True), (True, False),
-                                                               (True, False)]
+    assert [(p["has_prev"], p["has_next"]) for p in pages] == [
+        (False, True),
+        (True, True),
+        (True, False),
+        (True, False),
+    ]
     assert all(p["total"] == 5 and p["total_pages"] == 3 for p in pages)
     seen = [row["id"] for p in pages for row in p["datasets"]]
     assert len(seen) == len(set(seen)) == 5
@@ -410,9 +432,7 @@ def test_org_listing_reports_every_bad_parameter_at_once(client: FlaskClient) ->
 
 
 @pytest.mark.parametrize("content", ["", '{"id": "abc", "na'], ids=["empty", "truncated"])
-def test_broken_metadata_never_breaks_the_server(
-    client: FlaskClient, storage_root: Path, content: str
-) -> None:
+def test_broken_metadata_never_breaks_the_server(client: FlaskClient, storage_root: Path, content: str) -> None:
     good = client.post("/v2/datasets?name=good", json={}).get_json()["data"]["id"]
     broken = storage_root / "datasets" / "broken"
     broken.mkdir()

@@ -60,8 +60,6 @@ def datasets(app: Flask) -> Datasets:
     return Datasets(target=target.id, typed=typed.id, other=other.id)
 
 
-
-
 def disk_state(storage_root: Path) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
     """Return every non-metadata file under datasets/ (bytes) and the lasting fields of each metadata file.
 
@@ -78,8 +76,18 @@ def disk_state(storage_root: Path) -> tuple[dict[str, bytes], dict[str, dict[str
         raw = json.loads(path.read_text())
         metadata[path.parent.name] = {
             key: raw.get(key)
-            for key in ("id", "name", "item_count", "clean_item_count", "write_count", "storage_bytes",
-                        "modified_at", "general_access", "title", "schema")
+            for key in (
+                "id",
+                "name",
+                "item_count",
+                "clean_item_count",
+                "write_count",
+                "storage_bytes",
+                "modified_at",
+                "general_access",
+                "title",
+                "schema",
+            )
         }
     return files, metadata
 
@@ -111,14 +119,17 @@ BAD_PUSH_BODIES = [
     pytest.param(b'{"a": 1}', "zstd", 415, "unsupported-content-encoding", "zstd", id="zstd"),
     pytest.param(b'{"a": 1}', "gzip, zstd", 415, "unsupported-content-encoding", "zstd", id="gzip-then-zstd"),
     pytest.param(b"\x1f\x8b\x08\x00garbage-not-deflate", "gzip", 400, "invalid-input", "gzip", id="corrupt-gzip"),
-    pytest.param(gzip.compress(b'[{"a": 1}, {"b": 2}]')[:-12], "gzip", 400, "invalid-input", "truncated",
-                 id="truncated-gzip"),
+    pytest.param(
+        gzip.compress(b'[{"a": 1}, {"b": 2}]')[:-12], "gzip", 400, "invalid-input", "truncated", id="truncated-gzip"
+    ),
     pytest.param(b'{"a": 1}', "gzip", 400, "invalid-input", "gzip", id="plain-json-labelled-gzip"),
     pytest.param(b"this is not brotli data at all", "br", 400, "invalid-input", "br", id="corrupt-brotli"),
-    pytest.param(brotli.compress(b'[{"a": 1}, {"b": 2}]' * 50)[:-6], "br", 400, "invalid-input", "br",
-                 id="truncated-brotli"),
-    pytest.param(zlib.compress(b'{"a": 1}')[:4] + b"\x00" * 8, "deflate", 400, "invalid-input", "deflate",
-                 id="corrupt-deflate"),
+    pytest.param(
+        brotli.compress(b'[{"a": 1}, {"b": 2}]' * 50)[:-6], "br", 400, "invalid-input", "br", id="truncated-brotli"
+    ),
+    pytest.param(
+        zlib.compress(b'{"a": 1}')[:4] + b"\x00" * 8, "deflate", 400, "invalid-input", "deflate", id="corrupt-deflate"
+    ),
     pytest.param(gzip.compress(b"[1, 2]"), "gzip", 400, "invalid-input", "index 0", id="gzip-of-bad-items"),
 ]
 
@@ -255,7 +266,8 @@ def test_push_to_a_missing_dataset_is_404_and_creates_nothing(
 def test_method_post_override_pushes_through_a_get(client: FlaskClient, storage_root: Path, datasets: Datasets) -> None:
     """``GET …/items?method=POST`` with a body is a push: 201, ``{}``, and the item is the dataset's 4th."""
     response = client.get(
-        f"/v2/datasets/{datasets.target}/items?method=POST", data=b'{"title": "via-get"}',
+        f"/v2/datasets/{datasets.target}/items?method=POST",
+        data=b'{"title": "via-get"}',
         content_type="application/json",
     )
 

@@ -67,9 +67,7 @@ class TrickleStream(io.RawIOBase):
 
 def sample_payload(count: int = 2000) -> bytes:
     """Return a JSON array of varied items, large enough to span several read chunks."""
-    items = [
-        {"id": index, "name": f"item-{index}", "tags": ["a", "b", str(index % 7)]} for index in range(count)
-    ]
+    items = [{"id": index, "name": f"item-{index}", "tags": ["a", "b", str(index % 7)]} for index in range(count)]
     return json.dumps(items).encode()
 
 
@@ -127,9 +125,7 @@ def test_raw_deflate_is_accepted_as_deflate() -> None:
     [("gzip", gzip_bytes), ("deflate", zlib_bytes), ("deflate", raw_deflate_bytes), ("br", brotli_bytes)],
     ids=["gzip", "zlib", "raw-deflate", "br"],
 )
-def test_compressed_bodies_arriving_a_byte_at_a_time_decode(
-    encoding: str, encode: Callable[[bytes], bytes]
-) -> None:
+def test_compressed_bodies_arriving_a_byte_at_a_time_decode(encoding: str, encode: Callable[[bytes], bytes]) -> None:
     payload = sample_payload(30)
     assert read_body(TrickleStream(encode(payload), 1), encoding) == payload
 
@@ -171,8 +167,7 @@ def test_plain_body_one_byte_over_the_limit_is_refused_with_its_length() -> None
     assert caught.value.status == 413
     assert caught.value.data == {"limit": MAX_PAYLOAD_BYTES, "length": MAX_PAYLOAD_BYTES + 1}
     assert caught.value.message == (
-        f"Payload too large: the limit is {MAX_PAYLOAD_BYTES} bytes, "
-        f"the request has {MAX_PAYLOAD_BYTES + 1} bytes"
+        f"Payload too large: the limit is {MAX_PAYLOAD_BYTES} bytes, the request has {MAX_PAYLOAD_BYTES + 1} bytes"
     )
 
 

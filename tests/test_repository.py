@@ -76,9 +76,7 @@ def test_get_missing_raises_typed_error(repo: DatasetRepository, ref: str) -> No
         repo.get_dataset(ref)
 
 
-def test_names_are_per_owner_and_other_owners_get_their_own_folder(
-    repo: DatasetRepository, storage_root: Path
-) -> None:
+def test_names_are_per_owner_and_other_owners_get_their_own_folder(repo: DatasetRepository, storage_root: Path) -> None:
     other = Account(id="otherAccount00001", username="alice")
     mine, _ = repo.get_or_create_dataset(name="shared-name")
     theirs, created = repo.get_or_create_dataset(name="shared-name", owner=other)
@@ -237,9 +235,16 @@ def test_symlinks_planted_in_the_root_are_never_followed(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "__metadata__.json").write_text(
-        json.dumps({"id": "outsideOutside123", "name": "evil", "item_count": 1,
-                    "created_at": "2026-01-01 00:00:00+00:00", "modified_at": "2026-01-01 00:00:00+00:00",
-                    "accessed_at": "2026-01-01 00:00:00+00:00"})
+        json.dumps(
+            {
+                "id": "outsideOutside123",
+                "name": "evil",
+                "item_count": 1,
+                "created_at": "2026-01-01 00:00:00+00:00",
+                "modified_at": "2026-01-01 00:00:00+00:00",
+                "accessed_at": "2026-01-01 00:00:00+00:00",
+            }
+        )
     )
     (outside / "000000001.json").write_text('{"secret": true}')
     (storage_root / "datasets" / "evil").symlink_to(outside)
@@ -265,9 +270,17 @@ def test_a_camel_case_metadata_file_keeps_its_style_when_rewritten(storage_root:
     folder = storage_root / "datasets" / "js-made"
     folder.mkdir(parents=True)
     (folder / "__metadata__.json").write_text(
-        json.dumps({"id": "js-made-uuid-0001", "name": "js-made", "itemCount": 0,
-                    "createdAt": "2024-01-02T03:04:05.000Z", "modifiedAt": "2024-01-02T03:04:05.000Z",
-                    "accessedAt": "2024-01-02T03:04:05.000Z"}, indent="\t")
+        json.dumps(
+            {
+                "id": "js-made-uuid-0001",
+                "name": "js-made",
+                "itemCount": 0,
+                "createdAt": "2024-01-02T03:04:05.000Z",
+                "modifiedAt": "2024-01-02T03:04:05.000Z",
+                "accessedAt": "2024-01-02T03:04:05.000Z",
+            },
+            indent="\t",
+        )
     )
     repo = DatasetRepository(storage_root)
 
@@ -309,8 +322,16 @@ def test_dates_without_an_offset_are_read_as_utc(storage_root: Path) -> None:
     folder = storage_root / "datasets" / "naive"
     folder.mkdir(parents=True)
     (folder / "__metadata__.json").write_text(
-        json.dumps({"id": "naiveDates0000001", "name": "naive", "item_count": 0, "created_at": "2024-01-02T03:04:05",
-                    "modified_at": "2024-01-02 03:04:05", "accessed_at": "2024-01-02T03:04:05"})
+        json.dumps(
+            {
+                "id": "naiveDates0000001",
+                "name": "naive",
+                "item_count": 0,
+                "created_at": "2024-01-02T03:04:05",
+                "modified_at": "2024-01-02 03:04:05",
+                "accessed_at": "2024-01-02T03:04:05",
+            }
+        )
     )
     repo = DatasetRepository(storage_root)
     repo.get_or_create_dataset(name="aware")

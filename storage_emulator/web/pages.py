@@ -43,8 +43,13 @@ def index() -> str:
     caller = current_caller()
     datasets = [d for d in repo.all_datasets() if may_read(d, caller)]  # enforced mode: only what the caller may see
     return render_template_string(
-        _INDEX, layout=current_app.jinja_env.from_string(_LAYOUT), title="storage-emulator",
-        root=repo.root.resolve(), datasets=datasets, owner=repo.owner_username, iso=iso_time,
+        _INDEX,
+        layout=current_app.jinja_env.from_string(_LAYOUT),
+        title="storage-emulator",
+        root=repo.root.resolve(),
+        datasets=datasets,
+        owner=repo.owner_username,
+        iso=iso_time,
     )
 
 
@@ -57,8 +62,14 @@ def view_dataset(ref: str) -> str:
     rows = list(islice(page.items(), PREVIEW_ROWS))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return render_template_string(
-        _DATASET, layout=current_app.jinja_env.from_string(_LAYOUT), title=page.dataset.name or page.dataset.id,
-        d=page.dataset, rows=rows, columns=columns, owner=repo.owner_username, cell=_cell,
+        _DATASET,
+        layout=current_app.jinja_env.from_string(_LAYOUT),
+        title=page.dataset.name or page.dataset.id,
+        d=page.dataset,
+        rows=rows,
+        columns=columns,
+        owner=repo.owner_username,
+        cell=_cell,
     )
 
 
