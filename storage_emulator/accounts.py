@@ -49,6 +49,11 @@ DEFAULT_ACCOUNT = Account(id="localEmulatorUser", username="local")
 """The account that owns what is created in open mode and every dataset written by other tools."""
 
 
+def account_id_for(username: str) -> str:
+    """Return the id an account of this username has when its accounts entry names none."""
+    return DEFAULT_ACCOUNT.id if username == DEFAULT_ACCOUNT.username else id_for_folder(f"account:{username}")
+
+
 def default_accounts_path(root: Path) -> Path:
     """Return where a storage root keeps its accounts file."""
     return root / EMULATOR_DIR / ACCOUNTS_FILENAME
@@ -88,15 +93,16 @@ class AccountRegistry:
         """Return the account with this id, if any."""
         return self._by_id.get(account_id)
 
+    def all(self) -> list[Account]:
+        """Return every account, the default one included."""
+        return list(self._by_username.values())
+
 
 def _account_from_json(raw: Any, path: Path) -> Account:
     if not isinstance(raw, dict) or not isinstance(raw.get("username"), str):
         raise InvalidInput(f"{path}: every account needs a 'username' string")
     username = check_name(raw["username"], parameter="username")
-    if username == DEFAULT_ACCOUNT.username:
-        default_id = DEFAULT_ACCOUNT.id  # the local account keeps owning what other tools wrote
-    else:
-        default_id = id_for_folder(f"account:{username}")
+    default_id = account_id_for(username)  # the local account keeps owning what other tools wrote
     general_access = raw.get("general_access", "RESTRICTED")
     if general_access not in GENERAL_ACCESS_VALUES:
         raise InvalidInput(f"{path}: account '{username}' has an unknown general_access {general_access!r}")

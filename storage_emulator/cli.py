@@ -19,8 +19,6 @@ from tqdm import tqdm
 from .accounts import AccountRegistry, add_account, default_accounts_path, read_accounts
 from .errors import EmulatorError, InvalidInput
 from .formats import ExportOptions, render
-from .fsck import check_root
-from .item_schema import validate_items
 from .models import GENERAL_ACCESS_VALUES, ORG_FORMATS
 from .push_body import parse_items
 from .repository import DatasetRepository
@@ -213,7 +211,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for dataset in page.items:
         modified = iso_time(dataset.modified_at)
         name = dataset.name or "(unnamed)"
-        owner = repo.owner_username(dataset)
+        owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
     return 0
 
@@ -265,7 +263,6 @@ def cmd_push(args: argparse.Namespace) -> int:
     if args.create and args.ref.startswith("~"):
         repo.get_or_create_dataset(name=args.ref[1:])
     dataset = repo.get_dataset(args.ref)
-    validate_items(items, dataset.dataset_schema)
     with tqdm(total=len(items), unit="item", desc="push", disable=None) as bar:
         for start in range(0, len(items), args.batch_size):
             batch = items[start : start + args.batch_size]
@@ -350,10 +347,11 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     """Report (and with --repair, fix) damage in the storage root; exit 1 if unrepaired problems remain."""
-    findings = check_root(_repo(args), repair=args.repair)
+    repo = _repo(args)
+    findings = repo.check(repair=args.repair)
     for finding in findings:
         state = "repaired" if finding.repaired else "found"
-        print(f"{state}: datasets/{finding.folder}: {finding.problem}")
+        print(f"{state}: {repo.KIND_DIR}/{finding.folder}: {finding.problem}")
     if not findings:
         print("no problems found")
     return 1 if any(not finding.repaired for finding in findings) else 0

@@ -14,6 +14,9 @@ class EmulatorError(Exception):
     status: int = 500
     error_type: str = "internal-error"
 
+    headers: dict[str, str] | None = None
+    """Extra response headers (``Retry-After`` of a retryable error)."""
+
     def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -72,12 +75,21 @@ class RecordNotFound(EmulatorError):
     error_type = "record-not-found"
 
 
-class DatasetNotFound(RecordNotFound):
-    """No dataset answers to this reference (id, ``~name`` or ``username~name``)."""
+class StorageNotFound(RecordNotFound):
+    """No storage of a kind answers to this reference (id, ``~name`` or ``username~name``)."""
+
+    label = "Storage"
+    """How the message names the kind: ``<label> was not found``."""
 
     def __init__(self, ref: str) -> None:
-        super().__init__("Dataset was not found")
+        super().__init__(f"{self.label} was not found")
         self.ref = ref
+
+
+class DatasetNotFound(StorageNotFound):
+    """No dataset answers to this reference (id, ``~name`` or ``username~name``)."""
+
+    label = "Dataset"
 
 
 class NameNotUnique(EmulatorError):
@@ -87,14 +99,34 @@ class NameNotUnique(EmulatorError):
     error_type = "name-not-unique"
 
 
-class DatasetCorrupted(EmulatorError):
-    """The dataset's files on disk cannot be read; `storage-emulator fsck --repair` rebuilds them.
+class StorageCorrupted(EmulatorError):
+    """A storage's files on disk cannot be read; `storage-emulator fsck --repair` rebuilds them.
 
     409, not 5xx: the problem is permanent until someone repairs it, and clients retry 5xx.
     """
 
     status = 409
+    error_type = "storage-corrupted"
+
+
+class DatasetCorrupted(StorageCorrupted):
+    """A dataset's metadata or item files cannot be read."""
+
     error_type = "dataset-corrupted"
+
+
+class StorageBusy(EmulatorError):
+    """A storage's lock was not free within the bounded wait: retry shortly.
+
+    The one 5xx the emulator sends on purpose: the condition is temporary, and clients retry 503s.
+    """
+
+    status = 503
+    error_type = "storage-busy"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class RequestTooLarge(EmulatorError):

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import DatasetCorrupted
 from .models import ITEM_FILENAME_DIGITS
 
 log = logging.getLogger(__name__)
@@ -79,22 +80,26 @@ class ItemStore:
     def _file(self, index: int) -> str:
         return f"{self._prefix}{index:0{ITEM_FILENAME_DIGITS}d}.json"
 
-    def read(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+    def read(self, indices: Iterable[int], *, skip_unreadable: bool = False) -> Iterator[dict[str, Any]]:
         """Yield the items at these 1-based indices, opening only their files.
 
-        A missing or unreadable file is skipped and logged, as Crawlee does, so one bad file never
-        stops a whole export.
+        A missing or unreadable file raises ``DatasetCorrupted`` naming it: a page must never hold fewer
+        rows than its metadata says (clients page by that count). ``skip_unreadable`` skips and logs such
+        a file instead, for counting.
         """
         for index in indices:
             path = self._file(index)
             try:
                 item = json.loads(_read_no_follow(path))
-            except FileNotFoundError:
-                log.warning("item file %s is missing; skipped", path)
-                continue
             except (OSError, ValueError) as exc:
-                log.warning("item file %s is unreadable (%s); skipped", path, exc)
-                continue
+                problem = "is missing" if isinstance(exc, FileNotFoundError) else f"is unreadable ({exc})"
+                if skip_unreadable:
+                    log.warning("item file %s %s; skipped", path, problem)
+                    continue
+                raise DatasetCorrupted(
+                    f"The item file {Path(path).parent.name}/{Path(path).name} {problem}; "
+                    "run `storage-emulator fsck` to see what else is damaged"
+                ) from exc
             yield item
 
     def append(self, encoded_items: Iterable[bytes], first_index: int) -> int:

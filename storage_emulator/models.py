@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -31,16 +31,6 @@ DEFAULT_ORG_VERSION = "0.1.0"
 """Version reported by the org listing for a dataset that has no explicit version."""
 
 
-# Crawlee's fields as the JS tools name them.
-JS_KEYS = {
-    "accessed_at": "accessedAt",
-    "created_at": "createdAt",
-    "modified_at": "modifiedAt",
-    "item_count": "itemCount",
-    "user_id": "userId",
-}
-
-
 def utc_now() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
@@ -51,7 +41,87 @@ def _aliases(snake: str, camel: str, **field_options: Any) -> Any:
     return Field(validation_alias=AliasChoices(snake, camel), **field_options)
 
 
-class DatasetMetadata(BaseModel):
+class StorageMetadata(BaseModel):
+    """What every kind of storage keeps in its folder's ``__metadata__.json``: identity, owner, access.
+
+    Each kind's model adds its own fields. The first five fields are Crawlee's; Crawlee keeps the rest on
+    rewrite because its models allow extra keys, and so does this one (``extra="allow"``).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    JS_KEYS: ClassVar[dict[str, str]] = {
+        "accessed_at": "accessedAt",
+        "created_at": "createdAt",
+        "modified_at": "modifiedAt",
+        "user_id": "userId",
+    }
+    """Crawlee's fields as the JS tools name them (camelCase)."""
+
+    id: str
+    """Storage id: 17 characters of ``[a-zA-Z0-9]`` (UUIDs from the JS tools are kept as they are)."""
+    name: str | None = None
+    """Storage name, unique per owner and kind; ``None`` for an unnamed storage."""
+    accessed_at: datetime = _aliases("accessed_at", "accessedAt")
+    """Last read or write."""
+    created_at: datetime = _aliases("created_at", "createdAt")
+    """Creation time."""
+    modified_at: datetime = _aliases("modified_at", "modifiedAt")
+    """Last write."""
+
+    user_id: str | None = _aliases("user_id", "userId", default=None)
+    """Owner's account id; ``None`` (written by another tool) means the default local account."""
+    username: str | None = None
+    """Owner's username, kept beside the id so that ``username~name`` resolves without an accounts file."""
+    title: str | None = None
+    """Free-form title (Apify ``title``)."""
+    general_access: GeneralAccess = _aliases("general_access", "generalAccess", default="FOLLOW_USER_SETTING")
+    """Who may read without being the owner."""
+    url_signing_secret_key: str | None = None
+    """Secret for signed URLs; shown only to callers who may write."""
+    shared_with: list[str] = Field(default_factory=list)
+    """Account ids the owner shared this storage with (``ownership=sharedWithMe``)."""
+    read_count: int = 0
+    """Reads (Apify ``stats.readCount``)."""
+
+    _js_style: bool = PrivateAttr(default=False)
+
+    @field_validator("accessed_at", "created_at", "modified_at")
+    @classmethod
+    def _assume_utc(cls, value: datetime) -> datetime:
+        # A file may carry dates without an offset; they are UTC, and mixing naive with aware would not sort.
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    @classmethod
+    def from_file(cls, data: bytes) -> Self:
+        """Parse a metadata file's bytes, remembering whether the JS tools wrote it (camelCase).
+
+        Raises pydantic's ``ValidationError`` for anything that is not a valid metadata object. Parsing the
+        JSON in pydantic's core is about four times faster than ``json.loads`` plus validation, which is
+        most of what a first listing of a large root costs.
+        """
+        metadata = cls.model_validate_json(data)
+        metadata._js_style = b'"createdAt"' in data and b'"created_at"' not in data
+        return metadata
+
+    def to_json(self) -> str:
+        """Serialize in the style of the tool that owns the file.
+
+        Crawlee for Python's style (snake_case, ``str(datetime)``, 2-space indent) by default; a file the JS
+        tools wrote keeps their camelCase keys and ISO dates, so they still read it after we rewrite it.
+        """
+        data = self.model_dump(by_alias=True)
+        if not self._js_style:
+            return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        for snake, camel in self.JS_KEYS.items():
+            value = data.pop(snake)
+            if isinstance(value, datetime):
+                value = value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            data[camel] = value
+        return json.dumps(data, ensure_ascii=False, indent="\t", default=str)
+
+
+class DatasetMetadata(StorageMetadata):
     """Metadata of one dataset, stored as ``__metadata__.json`` in the dataset's folder.
 
     Layout of a storage root::
@@ -62,47 +132,21 @@ class DatasetMetadata(BaseModel):
         <root>/.storage-emulator/locks/*.lock        cross-process locks
 
     ``<folder>`` is the dataset's name (for datasets of the default account), ``<username>~<name>``
-    (for named datasets of other accounts) or the id (for unnamed datasets). The first six fields are
-    Crawlee's; Crawlee keeps the rest on rewrite because its model allows extra keys.
+    (for named datasets of other accounts) or the id (for unnamed datasets).
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    JS_KEYS: ClassVar[dict[str, str]] = {**StorageMetadata.JS_KEYS, "item_count": "itemCount"}
 
-    id: str
-    """Dataset id: 17 characters of ``[a-zA-Z0-9]`` (UUIDs from the JS tools are kept as they are)."""
-    name: str | None = None
-    """Dataset name, unique per owner; ``None`` for an unnamed dataset."""
-    accessed_at: datetime = _aliases("accessed_at", "accessedAt")
-    """Last read or write."""
-    created_at: datetime = _aliases("created_at", "createdAt")
-    """Creation time."""
-    modified_at: datetime = _aliases("modified_at", "modifiedAt")
-    """Last write."""
     item_count: int = _aliases("item_count", "itemCount")
     """Number of items; Crawlee derives the next item file's index from it."""
-
-    user_id: str | None = _aliases("user_id", "userId", default=None)
-    """Owner's account id; ``None`` (written by another tool) means the default local account."""
-    username: str | None = None
-    """Owner's username, kept beside the id so that ``username~name`` resolves without an accounts file."""
-    title: str | None = None
-    """Free-form title (Apify ``title``)."""
-    general_access: GeneralAccess = _aliases("general_access", "generalAccess", default="FOLLOW_USER_SETTING")
-    """Who may read without being the owner."""
     dataset_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     """Dataset schema (Apify actor dataset schema: ``fields`` is a JSON Schema, ``views`` name views)."""
-    url_signing_secret_key: str | None = None
-    """Secret for signed item URLs; shown only to callers who may write."""
-    shared_with: list[str] = Field(default_factory=list)
-    """Account ids the owner shared this dataset with (``ownership=sharedWithMe``)."""
     clean_item_count: int | None = None
     """Items that are non-empty once hidden fields are dropped, counted over ``clean_counted_items``."""
     clean_counted_items: int = 0
     """How many items (from the start) ``clean_item_count`` covers; items pushed by other tools are counted later."""
     storage_bytes: int = 0
     """Bytes of the item files counted so far (Apify ``stats.storageBytes``)."""
-    read_count: int = 0
-    """Item reads (Apify ``stats.readCount``; the org listing's ``download_count``)."""
     write_count: int = 0
     """Item pushes (Apify ``stats.writeCount``)."""
 
@@ -123,39 +167,3 @@ class DatasetMetadata(BaseModel):
     """Semantic version reported by the org listing."""
     origin: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance."""
-
-    _js_style: bool = PrivateAttr(default=False)
-
-    @field_validator("accessed_at", "created_at", "modified_at")
-    @classmethod
-    def _assume_utc(cls, value: datetime) -> datetime:
-        # A file may carry dates without an offset; they are UTC, and mixing naive with aware would not sort.
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-    @classmethod
-    def from_file(cls, data: bytes) -> DatasetMetadata:
-        """Parse a metadata file's bytes, remembering whether the JS tools wrote it (camelCase).
-
-        Raises pydantic's ``ValidationError`` for anything that is not a valid metadata object. Parsing the
-        JSON in pydantic's core is about four times faster than ``json.loads`` plus validation, which is
-        most of what a first listing of a large root costs.
-        """
-        dataset = cls.model_validate_json(data)
-        dataset._js_style = b'"itemCount"' in data and b'"item_count"' not in data
-        return dataset
-
-    def to_json(self) -> str:
-        """Serialize in the style of the tool that owns the file.
-
-        Crawlee for Python's style (snake_case, ``str(datetime)``, 2-space indent) by default; a file the JS
-        tools wrote keeps their camelCase keys and ISO dates, so they still read it after we rewrite it.
-        """
-        data = self.model_dump(by_alias=True)
-        if not self._js_style:
-            return json.dumps(data, ensure_ascii=False, indent=2, default=str)
-        for snake, camel in JS_KEYS.items():
-            value = data.pop(snake)
-            if isinstance(value, datetime):
-                value = value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            data[camel] = value
-        return json.dumps(data, ensure_ascii=False, indent="\t", default=str)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .models import DatasetMetadata
 from .repository import DatasetRepository
-from .serializers import is_public, org_summary, size_category
+from .serializers import org_summary, size_category
 
 SORT_FIELDS = ("name", "created_at", "updated_at", "row_count", "file_size_bytes")
 SORT_DIRECTIONS = ("asc", "desc")
@@ -51,6 +51,16 @@ def list_org_datasets(repo: DatasetRepository, query: OrgDatasetQuery) -> dict[s
     }
 
 
+def org_exists(repo: DatasetRepository, org: str) -> bool:
+    """Tell whether the org is known: an account, an account's org, or the owner of some dataset."""
+    if repo.policy.org_known(org):
+        return True
+    owned = repo.select(
+        ("org-owner", org), lambda datasets: [d for d in datasets if repo.policy.owner_username(d) == org]
+    )
+    return bool(owned)
+
+
 def _select(datasets: list[DatasetMetadata], repo: DatasetRepository, query: OrgDatasetQuery) -> list[DatasetMetadata]:
     """Return the named datasets the query asks for, in its order (ties by id)."""
     matches = [
@@ -64,9 +74,9 @@ def _select(datasets: list[DatasetMetadata], repo: DatasetRepository, query: Org
 
 
 def _in_scope(dataset: DatasetMetadata, repo: DatasetRepository, query: OrgDatasetQuery) -> bool:
-    if repo.owner_username(dataset) == query.org:
+    if repo.policy.owner_username(dataset) == query.org:
         return True
-    return query.include_public and is_public(dataset)
+    return query.include_public and repo.policy.is_public(dataset)
 
 
 def _matches(dataset: DatasetMetadata, query: OrgDatasetQuery) -> bool:
@@ -92,7 +102,7 @@ def _matches(dataset: DatasetMetadata, query: OrgDatasetQuery) -> bool:
 def _sort_value(dataset: DatasetMetadata, repo: DatasetRepository, sort_by: str) -> Any:
     """Return the value the org listing sorts by, read from the metadata (the row's own field names)."""
     if sort_by == "name":
-        return f"{repo.owner_username(dataset)}/{dataset.name}".lower()
+        return f"{repo.policy.owner_username(dataset)}/{dataset.name}".lower()
     if sort_by == "created_at":
         return dataset.created_at
     if sort_by == "updated_at":

@@ -10,10 +10,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from .models import DatasetMetadata
+from .models import StorageMetadata
 
 FLUSH_INTERVAL_SECONDS = 1.0
+M = TypeVar("M", bound=StorageMetadata)
 
 
 @dataclass
@@ -50,12 +52,22 @@ class ReadTracker:
             self._last_flush[dataset_id] = time.monotonic()
         return None if pending is None else (pending.reads, pending.accessed_at)
 
+    def restore(self, dataset_id: str, reads: int, accessed_at: datetime) -> None:
+        """Put back counts that ``take`` returned but that could not be written, for the next flush."""
+        with self._lock:
+            pending = self._pending.get(dataset_id)
+            if pending is None:
+                self._pending[dataset_id] = _Pending(reads, accessed_at, self._last_flush.get(dataset_id, 0.0))
+            else:
+                pending.reads += reads
+                pending.accessed_at = max(pending.accessed_at, accessed_at)
+
     def pending_ids(self) -> list[str]:
         """Return the ids of datasets with reads not yet written."""
         with self._lock:
             return list(self._pending)
 
-    def merged(self, dataset: DatasetMetadata) -> DatasetMetadata:
+    def merged(self, dataset: M) -> M:
         """Return the dataset as it will be once its pending reads are written."""
         pending = self._pending.get(dataset.id)
         if pending is None:

@@ -11,7 +11,6 @@ from .models import DatasetMetadata
 from .repository import DatasetRepository
 from .signing import create_signature
 
-PUBLIC_ACCESS = ("ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ")
 # Namespace for the org listing's per-version UUIDs: stable, derived, nothing extra stored.
 ORG_ID_NAMESPACE = uuid.UUID("6f1c7f0e-5d0a-4a51-9b1e-2f5c3e8a9d10")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -27,8 +26,8 @@ def iso_time(value: datetime) -> str:
 def _common_fields(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
     return {
         "id": dataset.id,
-        "userId": repo.owner_id(dataset),
-        "username": repo.owner_username(dataset),
+        "userId": repo.policy.owner_id(dataset),
+        "username": repo.policy.owner_username(dataset),
         "createdAt": iso_time(dataset.created_at),
         "modifiedAt": iso_time(dataset.modified_at),
         "accessedAt": iso_time(dataset.accessed_at),
@@ -118,11 +117,6 @@ class ListItemEncoder:
         return len(self._encoded)
 
 
-def is_public(dataset: DatasetMetadata) -> bool:
-    """Tell whether anyone may read the dataset (``FOLLOW_USER_SETTING`` follows the default: restricted)."""
-    return dataset.general_access in PUBLIC_ACCESS
-
-
 def size_category(item_count: int) -> str:
     """Return the Hugging-Face-style size bucket for a row count."""
     for bound, label in SIZE_CATEGORIES:
@@ -133,13 +127,13 @@ def size_category(item_count: int) -> str:
 
 def org_summary(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
     """Return one row of the org listing (one per dataset version)."""
-    org = repo.owner_username(dataset)
+    org = repo.policy.owner_username(dataset)
     return {
         "id": str(uuid.uuid5(ORG_ID_NAMESPACE, f"{dataset.id}@{dataset.version}")),
         "name": f"{org}/{dataset.name or dataset.id}",
         "version": dataset.version,
         "format": dataset.format,
-        "is_public": is_public(dataset),
+        "is_public": repo.policy.is_public(dataset),
         "download_count": dataset.read_count,
         "created_at": iso_time(dataset.created_at),
         "updated_at": iso_time(dataset.modified_at),

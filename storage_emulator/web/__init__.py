@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..accounts import AccountRegistry
 from ..errors import EmulatorError
+from ..locks import LOCK_WAIT_SECONDS
 from ..repository import DatasetRepository
 from ..serializers import ListItemEncoder
 from . import apify_api, org_api, pages
@@ -38,18 +39,21 @@ class MethodOverride:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
     app = Flask(__name__)
-    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[])
-    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list)
+    app.config.from_mapping(
+        ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[], LOCK_WAIT_SECONDS=LOCK_WAIT_SECONDS
+    )
+    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _LOCK_WAIT_SECONDS
     app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     root = Path(app.config["ROOT"])
     accounts_file = Path(app.config["ACCOUNTS_FILE"]) if app.config["ACCOUNTS_FILE"] else None
-    repo = DatasetRepository(root)
+    accounts = AccountRegistry.load(root, accounts_file)
+    repo = DatasetRepository(root, accounts=accounts, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"]))
     app.extensions["storage_emulator"] = repo
     app.extensions["storage_emulator_list_items"] = ListItemEncoder(repo)
-    app.extensions["storage_emulator_accounts"] = AccountRegistry.load(root, accounts_file)
+    app.extensions["storage_emulator_accounts"] = accounts
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 

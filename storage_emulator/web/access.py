@@ -1,9 +1,10 @@
-"""Who is calling, and what they may do: the access rules of both dialects in one place.
+"""Who is calling, and turning the access policy's answers into the errors the real service gives.
 
-Open mode skips every rule: the caller is always the default local account. Enforced mode follows the
-real service: missing token 401 ``token-not-provided``, unknown token 401 ``invalid-token``, no right 403
-``insufficient-permissions``. A ``username~name`` reference that the caller may not read answers 404, so
-that guessable names do not reveal which datasets exist; ids are random, so a 403 on an id reveals nothing.
+The rules themselves live in ``policy.AccessPolicy`` (HTTP-free, shared with the repository, the
+serializers and the org listing); this module only finds the caller of a request and raises. Enforced
+mode answers a missing token 401 ``token-not-provided``, an unknown token 401 ``invalid-token``, no right
+403 ``insufficient-permissions``. A ``username~name`` reference that the caller may not read answers 404,
+so that guessable names do not reveal which datasets exist; ids are random, so a 403 on an id reveals nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from flask import current_app, request
 from ..accounts import DEFAULT_ACCOUNT, Account, AccountRegistry
 from ..errors import DatasetNotFound, InsufficientPermissions, InvalidToken, TokenNotProvided
 from ..models import DatasetMetadata
+from ..policy import AccessPolicy
 from ..repository import DatasetRepository
 from ..signing import verify_signature
 
-READABLE_BY_ID = ("ANYONE_WITH_ID_CAN_READ", "ANYONE_WITH_NAME_CAN_READ")
 BEARER_PREFIX = "bearer "
+# The platform's own wording (the official Python client's integration tests match it).
+INSUFFICIENT_PERMISSIONS_MESSAGE = (
+    "Insufficient permissions for the dataset. Make sure you're passing a correct API token and that it has "
+    "the required permissions."
+)
 
 
 def registry() -> AccountRegistry:
@@ -28,6 +34,11 @@ def registry() -> AccountRegistry:
 def repo() -> DatasetRepository:
     """Return the app's repository."""
     return current_app.extensions["storage_emulator"]  # type: ignore[no-any-return]
+
+
+def policy() -> AccessPolicy:
+    """Return the access policy the repository uses."""
+    return repo().policy
 
 
 def request_token() -> str | None:
@@ -65,33 +76,6 @@ def require_caller() -> Account:
     return caller
 
 
-def is_owner(dataset: DatasetMetadata, caller: Account | None) -> bool:
-    """Tell whether the caller owns the dataset."""
-    return caller is not None and repo().owner_id(dataset) == caller.id
-
-
-def _publicly_readable(dataset: DatasetMetadata) -> bool:
-    access: str = dataset.general_access
-    if access == "FOLLOW_USER_SETTING":
-        owner = registry().by_id(repo().owner_id(dataset))
-        access = owner.general_access if owner else "RESTRICTED"
-    return access in READABLE_BY_ID
-
-
-def may_read(dataset: DatasetMetadata, caller: Account | None) -> bool:
-    """Tell whether the caller may read the dataset (owner, shared with, or readable by anyone with its id)."""
-    if not registry().enforced:
-        return True
-    if is_owner(dataset, caller) or (caller is not None and caller.id in dataset.shared_with):
-        return True
-    return _publicly_readable(dataset)
-
-
-def may_write(dataset: DatasetMetadata, caller: Account | None) -> bool:
-    """Tell whether the caller may change the dataset (only its owner may)."""
-    return not registry().enforced or is_owner(dataset, caller)
-
-
 def resolve_for_read(ref: str, *, signature: str | None = None) -> tuple[DatasetMetadata, Account | None]:
     """Resolve ``ref`` for reading by this request's caller, or raise the error the real service gives."""
     caller = current_caller()
@@ -104,10 +88,10 @@ def resolve_for_read(ref: str, *, signature: str | None = None) -> tuple[Dataset
         if not verify_signature(signature, dataset.id, dataset.url_signing_secret_key):
             raise InsufficientPermissions("The signature is invalid or has expired")
         return dataset, caller
-    if not may_read(dataset, caller):
+    if not policy().may_read(dataset, caller):
         if caller is None:
             raise token_not_provided()
-        raise InsufficientPermissions(f"You do not have permission to read dataset {dataset.id}")
+        raise InsufficientPermissions(INSUFFICIENT_PERMISSIONS_MESSAGE)
     return dataset, caller
 
 
@@ -118,11 +102,11 @@ def _resolve_username_name(ref: str, caller: Account | None) -> DatasetMetadata:
         if caller is None and registry().enforced:
             raise token_not_provided() from None
         raise
-    if dataset.general_access == "ANYONE_WITH_NAME_CAN_READ" or not registry().enforced:
+    if policy().readable_by_name(dataset):
         return dataset
     if caller is None:
         raise token_not_provided()
-    if not may_read(dataset, caller):
+    if not policy().may_read(dataset, caller):
         raise DatasetNotFound(ref)
     return dataset
 
@@ -131,13 +115,6 @@ def resolve_for_write(ref: str) -> tuple[DatasetMetadata, Account]:
     """Resolve ``ref`` for a change by this request's caller, who must own it."""
     caller = require_caller()
     dataset, _ = resolve_for_read(ref)
-    if not may_write(dataset, caller):
-        raise InsufficientPermissions(f"You do not have permission to change dataset {dataset.id}")
+    if not policy().may_write(dataset, caller):
+        raise InsufficientPermissions(INSUFFICIENT_PERMISSIONS_MESSAGE)
     return dataset, caller
-
-
-def may_list_org(org: str, caller: Account | None) -> bool:
-    """Tell whether the caller may list this org: its own, or one it is a member of."""
-    if not registry().enforced:
-        return True
-    return caller is not None and (caller.username == org or org in caller.orgs)

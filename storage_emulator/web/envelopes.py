@@ -28,6 +28,7 @@ ORG_ERROR_TYPES = {
     415: "unsupported_media_type",
     422: "validation_error",
     500: "internal_error",
+    503: "service_unavailable",
 }
 # HTTP status -> Apify error type for errors raised by Flask/werkzeug itself (routing, body parsing).
 APIFY_HTTP_ERROR_TYPES = {404: "record-not-found", 405: "method-not-allowed", 413: "request-too-large"}
@@ -65,11 +66,15 @@ def error_response(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         status, kind, message, data = 500, "internal-error", "Internal server error", None
     if is_org_path(request.path):
-        return _org_error(exc, status, message)
-    error: dict[str, Any] = {"type": kind, "message": message}
-    if data is not None:
-        error["data"] = data
-    return json_response({"error": error}, status)
+        response = _org_error(exc, status, message)
+    else:
+        error: dict[str, Any] = {"type": kind, "message": message}
+        if data is not None:
+            error["data"] = data
+        response = json_response({"error": error}, status)
+    if isinstance(exc, EmulatorError) and exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 def _http_message(status: int, exc: HTTPException) -> str:

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, request
 
-from ..errors import InsufficientPermissions, InvalidParameter, TokenNotProvided
-from ..org_listing import SORT_DIRECTIONS, SORT_FIELDS, OrgDatasetQuery, list_org_datasets
-from .access import current_caller, may_list_org, registry, repo
+from ..errors import InsufficientPermissions, InvalidParameter, RecordNotFound, TokenNotProvided
+from ..org_listing import SORT_DIRECTIONS, SORT_FIELDS, OrgDatasetQuery, list_org_datasets, org_exists
+from .access import current_caller, policy, registry, repo
 from .envelopes import json_response, org_validation_error
 from .params import choice_param, int_param
 
@@ -58,8 +58,11 @@ def list_org_datasets_view(org: str) -> Response:
     caller = current_caller()
     if registry().enforced and caller is None:
         raise TokenNotProvided("Authentication failed")
-    if not may_list_org(org, caller):
+    if not policy().may_list_org(org, caller):
+        # Also for an org that does not exist: a caller who may not list it may not learn that either.
         raise InsufficientPermissions(f"You are not a member of the organization '{org}'")
+    if not org_exists(repo(), org):
+        raise RecordNotFound(f"Organization '{org}' was not found")
     body: dict[str, Any] = list_org_datasets(repo(), query)
     return json_response(body)
 

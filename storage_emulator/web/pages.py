@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template_string
 
 from ..serializers import iso_time
-from .access import current_caller, may_read, resolve_for_read
+from .access import current_caller, policy, resolve_for_read
 from .access import repo as access_repo
 
 bp = Blueprint("pages", __name__)
@@ -41,14 +41,16 @@ def index() -> str:
     """Show every dataset of the storage root."""
     repo = access_repo()
     caller = current_caller()
-    datasets = [d for d in repo.all_datasets() if may_read(d, caller)]  # enforced mode: only what the caller may see
+    datasets = [
+        d for d in repo.all_datasets() if policy().may_read(d, caller)
+    ]  # enforced mode: only what the caller may see
     return render_template_string(
         _INDEX,
         layout=current_app.jinja_env.from_string(_LAYOUT),
         title="storage-emulator",
         root=repo.root.resolve(),
         datasets=datasets,
-        owner=repo.owner_username,
+        owner=repo.policy.owner_username,
         iso=iso_time,
     )
 
@@ -68,7 +70,7 @@ def view_dataset(ref: str) -> str:
         d=page.dataset,
         rows=rows,
         columns=columns,
-        owner=repo.owner_username,
+        owner=repo.policy.owner_username,
         cell=_cell,
     )
 
