@@ -600,9 +600,14 @@ class StorageCollection(Generic[M]):
                 continue
             data = candidate.model_dump(by_alias=True)
         rebuilt: M = self.METADATA.model_validate(data)  # type: ignore[assignment]
+        if rebuilt.username and not rebuilt.user_id:  # write the owner down, as a create would have
+            rebuilt = rebuilt.model_copy(update={"user_id": self.policy.owner_id(rebuilt)})
         lost = []
         if "id" not in salvaged or rebuilt.id != salvaged.get("id"):
             lost.append(f"its id (a stable one was derived from the folder name: {rebuilt.id})")
+        if rebuilt.user_id and not rebuilt.url_signing_secret_key:
+            rebuilt = rebuilt.model_copy(update={"url_signing_secret_key": secrets.token_urlsafe(24)})
+            lost.append("its signing key (a new one was made: URLs signed with the old one stop working)")
         if not (rebuilt.user_id or rebuilt.username) and base.name is None:
             lost.append(f"its owner ({self.default_account.username} now owns it)")
         return rebuilt, lost
