@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envelopes import assert_apify_error, assert_org_error
 from flask import Flask
 
 from storage_emulator import DatasetRepository
@@ -22,7 +23,6 @@ from storage_emulator.folder_index import FolderIndex
 from storage_emulator.locks import StorageLocks
 from storage_emulator.models import DatasetMetadata
 from storage_emulator.web import create_app
-from envelopes import assert_apify_error, assert_org_error
 
 PLATFORM_403 = (
     "Insufficient permissions for the dataset. Make sure you're passing a correct API token and that it has "
