@@ -66,6 +66,7 @@ class DatasetRepository(StorageCollection[DatasetMetadata]):
 
     KIND_DIR = DATASETS_DIR
     NOUN = "dataset"
+    LABEL = "dataset"
     METADATA = DatasetMetadata
     NOT_FOUND = DatasetNotFound
     CORRUPTED = DatasetCorrupted
@@ -163,16 +164,16 @@ class DatasetRepository(StorageCollection[DatasetMetadata]):
 
         ``touch_accessed`` counts the call as an access (``accessedAt``); it is written within a second.
         """
-        folder, dataset = self._locate(ref, caller)
+        return self.get(ref, caller=caller, touch_accessed=touch_accessed)
+
+    def _as_read(self, folder: str, dataset: DatasetMetadata) -> DatasetMetadata:
         if dataset.clean_counted_items < dataset.item_count:
             # Items written by another tool: count them in memory (a plain read never writes), once per state
             # of the metadata file, since every request resolves its dataset through here.
             counted = self._count_clean(self._store(folder), dataset, [], 0)
             self.index.refine(folder, dataset, counted)
-            dataset = counted
-        if touch_accessed and self._record_access(dataset.id, counted_read=False):
-            _, dataset = self._locate_by_id(dataset.id)  # the counters were just written: show them
-        return self.reads.merged(dataset)
+            return counted
+        return dataset
 
     def get_or_create_dataset(
         self, name: str | None = None, schema: dict[str, Any] | None = None, *, owner: Account | None = None

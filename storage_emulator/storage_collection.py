@@ -94,7 +94,9 @@ class StorageCollection(Generic[M]):
     KIND_DIR: ClassVar[str]
     """The kind's folder under the root (``datasets``)."""
     NOUN: ClassVar[str]
-    """The kind in lock names and messages (``dataset``)."""
+    """The kind in lock file names (``dataset``)."""
+    LABEL: ClassVar[str]
+    """The kind in messages (``dataset``, ``key-value store``)."""
     METADATA: ClassVar[type[StorageMetadata]]
     NOT_FOUND: ClassVar[type[StorageNotFound]]
     CORRUPTED: ClassVar[type[StorageCorrupted]]
@@ -336,6 +338,21 @@ class StorageCollection(Generic[M]):
 
     def _all(self) -> list[M]:
         return [self.reads.merged(metadata) for _, metadata in self.index.scan()]
+
+    def get(self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False) -> M:
+        """Return the storage named by ``ref`` (id, ``~name`` or ``username~name``) or raise the kind's not-found.
+
+        ``touch_accessed`` counts the call as an access (``accessedAt``); it is written within a second.
+        """
+        folder, metadata = self._locate(ref, caller)
+        metadata = self._as_read(folder, metadata)
+        if touch_accessed and self._record_access(metadata.id, counted_read=False):
+            _, metadata = self._locate_by_id(metadata.id)  # the counters were just written: show them
+        return self.reads.merged(metadata)
+
+    def _as_read(self, folder: str, metadata: M) -> M:
+        """Return the metadata as a reader sees it (a kind may derive counts in memory); never writes."""
+        return metadata
 
     # ----- read counters ----------------------------------------------------------------------------
 

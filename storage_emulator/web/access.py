@@ -9,21 +9,30 @@ so that guessable names do not reveal which datasets exist; ids are random, so a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from flask import current_app, request
 
 from ..accounts import DEFAULT_ACCOUNT, Account, AccountRegistry
-from ..errors import DatasetNotFound, InsufficientPermissions, InvalidToken, TokenNotProvided
-from ..models import DatasetMetadata
+from ..errors import InsufficientPermissions, InvalidToken, StorageNotFound, TokenNotProvided
+from ..models import StorageMetadata
 from ..policy import AccessPolicy
 from ..repository import DatasetRepository
 from ..signing import verify_signature
+from ..storage_collection import StorageCollection
+
+M = TypeVar("M", bound=StorageMetadata)
 
 BEARER_PREFIX = "bearer "
-# The platform's own wording (the official Python client's integration tests match it).
-INSUFFICIENT_PERMISSIONS_MESSAGE = (
-    "Insufficient permissions for the dataset. Make sure you're passing a correct API token and that it has "
-    "the required permissions."
-)
+
+
+def insufficient_permissions(kind: StorageCollection[Any]) -> InsufficientPermissions:
+    """Return the platform's 403 for a storage of this kind (the official clients' tests match its text)."""
+    return InsufficientPermissions(
+        f"Insufficient permissions for the {kind.LABEL}. Make sure you're passing a correct API token and "
+        "that it has the required permissions."
+    )
 
 
 def registry() -> AccountRegistry:
@@ -76,45 +85,61 @@ def require_caller() -> Account:
     return caller
 
 
-def resolve_for_read(ref: str, *, signature: str | None = None) -> tuple[DatasetMetadata, Account | None]:
-    """Resolve ``ref`` for reading by this request's caller, or raise the error the real service gives."""
+def resolve_for_read(
+    kind: StorageCollection[M],
+    ref: str,
+    *,
+    signature: str | None = None,
+    signature_valid: Callable[[str, M], bool] | None = None,
+) -> tuple[M, Account | None]:
+    """Resolve ``ref`` among the storages of ``kind`` for reading by this request's caller, or raise.
+
+    The errors are the ones the real service gives. A ``signature`` grants the read when
+    ``signature_valid(signature, storage)`` holds (by default: a signed URL of the storage's id).
+    """
     caller = current_caller()
     if ref.startswith("~") and caller is None:
         raise token_not_provided()
     if "~" in ref and not ref.startswith("~"):
-        return _resolve_username_name(ref, caller), caller
-    dataset = repo().get_dataset(ref, caller=caller)
+        return _resolve_username_name(kind, ref, caller), caller
+    storage = kind.get(ref, caller=caller)
     if signature is not None:
-        if not verify_signature(signature, dataset.id, dataset.url_signing_secret_key):
+        valid = signature_valid or signed_for_id
+        if not valid(signature, storage):
             raise InsufficientPermissions("The signature is invalid or has expired")
-        return dataset, caller
-    if not policy().may_read(dataset, caller):
+        return storage, caller
+    if not policy().may_read(storage, caller):
         if caller is None:
             raise token_not_provided()
-        raise InsufficientPermissions(INSUFFICIENT_PERMISSIONS_MESSAGE)
-    return dataset, caller
+        raise insufficient_permissions(kind)
+    return storage, caller
 
 
-def _resolve_username_name(ref: str, caller: Account | None) -> DatasetMetadata:
+def signed_for_id(signature: str, storage: StorageMetadata) -> bool:
+    """Tell whether ``signature`` is a (possibly expiring) signed URL of this storage's id."""
+    return verify_signature(signature, storage.id, storage.url_signing_secret_key)
+
+
+def _resolve_username_name(kind: StorageCollection[M], ref: str, caller: Account | None) -> M:
     try:
-        dataset = repo().get_dataset(ref, caller=caller)
-    except DatasetNotFound:
+        storage = kind.get(ref, caller=caller)
+    except StorageNotFound:
         if caller is None and registry().enforced:
             raise token_not_provided() from None
         raise
-    if policy().readable_by_name(dataset):
-        return dataset
+    if policy().readable_by_name(storage):
+        return storage
     if caller is None:
         raise token_not_provided()
-    if not policy().may_read(dataset, caller):
-        raise DatasetNotFound(ref)
-    return dataset
+    if not policy().may_read(storage, caller):
+        raise kind.NOT_FOUND(ref)
+    return storage
 
 
-def resolve_for_write(ref: str) -> tuple[DatasetMetadata, Account]:
-    """Resolve ``ref`` for a change by this request's caller, who must own it."""
+def resolve_for_write(kind: StorageCollection[M], ref: str) -> tuple[M, Account]:
+    """Resolve ``ref`` among the storages of ``kind`` for a change by this request's caller, who must own it."""
     caller = require_caller()
-    dataset, _ = resolve_for_read(ref)
-    if not policy().may_write(dataset, caller):
-        raise InsufficientPermissions(INSUFFICIENT_PERMISSIONS_MESSAGE)
-    return dataset, caller
+    storage, _ = resolve_for_read(kind, ref)
+    if not policy().may_write(storage, caller):
+        raise insufficient_permissions(kind)
+    return storage, caller

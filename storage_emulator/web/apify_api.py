@@ -92,7 +92,7 @@ def _create_body_schema() -> dict[str, Any] | None:
 @bp.get("/datasets/<ref>")
 def get_dataset(ref: str) -> Response:
     """Return one dataset's metadata."""
-    dataset, caller = resolve_for_read(ref)
+    dataset, caller = resolve_for_read(repo(), ref)
     touched = repo().get_dataset(dataset.id, touch_accessed=True)
     return json_response({"data": render_dataset(touched, may_write=policy().may_write(touched, caller))})
 
@@ -100,7 +100,7 @@ def get_dataset(ref: str) -> Response:
 @bp.put("/datasets/<ref>")
 def update_dataset(ref: str) -> Response:
     """Rename a dataset, or set its ``generalAccess`` or ``title``."""
-    dataset, _caller = resolve_for_write(ref)
+    dataset, _caller = resolve_for_write(repo(), ref)
     body = _json_object_body()
     changes: dict[str, Any] = {}
     if "name" in body:
@@ -136,7 +136,7 @@ def _json_object_body() -> dict[str, Any]:
 @bp.delete("/datasets/<ref>")
 def delete_dataset(ref: str) -> Response:
     """Delete a dataset."""
-    dataset, _caller = resolve_for_write(ref)
+    dataset, _caller = resolve_for_write(repo(), ref)
     repo().delete_dataset(dataset.id)
     return Response(status=204)
 
@@ -144,7 +144,7 @@ def delete_dataset(ref: str) -> Response:
 @bp.post("/datasets/<ref>/items")
 def push_items(ref: str) -> Response:
     """Append one item or an array of items, all or nothing."""
-    dataset, _caller = resolve_for_write(ref)
+    dataset, _caller = resolve_for_write(repo(), ref)
     items = parse_items(read_body(request.stream, request.headers.get("Content-Encoding")))
     repo().push_items(dataset.id, items)  # checks the items against the dataset schema
     location = f"{base_url()}/v2/datasets/{dataset.id}/items"
@@ -163,7 +163,7 @@ def read_items(ref: str) -> Response:
     bom = bool_param(args, "bom", fmt == "csv")
     skip_header_row = bool_param(args, "skipHeaderRow")
     attachment = bool_param(args, "attachment")
-    dataset, _caller = resolve_for_read(ref, signature=args.get("signature"))
+    dataset, _caller = resolve_for_read(repo(), ref, signature=args.get("signature"))
     if args.get("view"):
         transform = transform.with_view(_view(dataset.dataset_schema, args["view"]))
     transform.validate()
@@ -232,7 +232,7 @@ def _view(schema: dict[str, Any] | None, name: str) -> dict[str, Any]:
 @bp.get("/datasets/<ref>/statistics")
 def get_statistics(ref: str) -> Response:
     """Return field statistics for the fields the dataset schema declares."""
-    dataset, _caller = resolve_for_read(ref)
+    dataset, _caller = resolve_for_read(repo(), ref)
     page = repo().read_items(dataset.id, count_read=False)
     stats = field_statistics(page.items(), page.dataset.dataset_schema)
     return json_response({"data": {"fieldStatistics": stats}})

@@ -59,7 +59,7 @@ def index() -> str:
 def view_dataset(ref: str) -> str:
     """Show one dataset and its first items."""
     repo = access_repo()
-    dataset, _caller = resolve_for_read(ref)
+    dataset, _caller = resolve_for_read(access_repo(), ref)
     page = repo.read_items(dataset.id, limit=PREVIEW_ROWS, count_read=False)
     rows = list(islice(page.items(), PREVIEW_ROWS))
     columns = list(dict.fromkeys(key for row in rows for key in row))
