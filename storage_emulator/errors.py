@@ -92,6 +92,27 @@ class DatasetNotFound(StorageNotFound):
     label = "Dataset"
 
 
+class KeyValueStoreNotFound(StorageNotFound):
+    """No key-value store answers to this reference."""
+
+    label = "Key-value store"
+
+
+class RecordNotFoundInStore(RecordNotFound):
+    """The store has no record of this key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("Record was not found")
+        self.key = key
+
+
+class InvalidRecordKey(EmulatorError):
+    """A record key breaks the platform's rule (1 to 256 of ``a-zA-Z0-9!-_.'()``)."""
+
+    status = 400
+    error_type = "invalid-record-key"
+
+
 class NameNotUnique(EmulatorError):
     """The owner already has a dataset with this name."""
 
@@ -113,6 +134,12 @@ class DatasetCorrupted(StorageCorrupted):
     """A dataset's metadata or item files cannot be read."""
 
     error_type = "dataset-corrupted"
+
+
+class KeyValueStoreCorrupted(StorageCorrupted):
+    """A key-value store's metadata or a record's files cannot be read."""
+
+    error_type = "key-value-store-corrupted"
 
 
 class StorageBusy(EmulatorError):

@@ -27,10 +27,7 @@ _OUTPUT_CHUNK = 64 * 1024
 def read_body(stream: IO[bytes], content_encoding: str | None, *, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
     """Read a request body and undo its ``Content-Encoding``, refusing more than ``limit`` decoded bytes."""
     encodings = _parse_content_encoding(content_encoding)
-    chunks: Iterator[bytes] = _read_chunks(stream)
-    # Encodings are listed in the order they were applied, so they are undone last first (RFC 9110 8.4).
-    for encoding in reversed(encodings):
-        chunks = _DECODERS[encoding](chunks, encoding)
+    chunks = decoded_chunks(stream, content_encoding)
     if not encodings:
         return _collect_plain(chunks, limit)
     return _collect_decoded(chunks, limit)
@@ -257,3 +254,17 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+def decoded_chunks(stream: IO[bytes], content_encoding: str | None) -> Iterator[bytes]:
+    """Return a body's bytes with its ``Content-Encoding`` undone, as bounded chunks read as they are pulled.
+
+    An unknown encoding is refused now, before anything is read; corrupt data fails while reading. The
+    consumer counts the size (a record store writes the chunks to a file), so nothing is held whole.
+    """
+    encodings = _parse_content_encoding(content_encoding)
+    chunks: Iterator[bytes] = _read_chunks(stream)
+    # Encodings are listed in the order they were applied, so they are undone last first (RFC 9110 8.4).
+    for encoding in reversed(encodings):
+        chunks = _DECODERS[encoding](chunks, encoding)
+    return chunks

@@ -482,10 +482,13 @@ class StorageCollection(Generic[M]):
         """Apply changes through the model's validation, so a bad value is refused before anything is written."""
         data = {**metadata.model_dump(by_alias=True), **changes}
         try:
-            return self.METADATA.model_validate(data)  # type: ignore[return-value]
+            validated: M = self.METADATA.model_validate(data)  # type: ignore[assignment]
         except ValidationError as exc:
             field, rule = first_error(exc)
             raise InvalidParameter(field, rule, location="body") from None
+        if metadata.js_style:
+            validated.mark_js_style()  # a file the JS tools wrote stays readable to them
+        return validated
 
     def _move(self, folder: str, metadata: M, new_name: str | None) -> str:
         """Move the storage's folder to follow its new name (called under the storage's lock)."""

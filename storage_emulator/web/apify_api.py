@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from ..errors import InvalidInput, InvalidParameter
+from ..errors import InvalidParameter
 from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import field_statistics
 from ..push_body import parse_items, read_body
@@ -18,7 +17,7 @@ from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import policy, repo, require_caller, resolve_for_read, resolve_for_write
 from .envelopes import json_page_response, json_response
-from .params import bool_param, choice_param, int_param, list_param
+from .params import bool_param, choice_param, int_param, json_object_body, list_param, string_or_null
 
 bp = Blueprint("apify", __name__, url_prefix="/v2")
 
@@ -85,7 +84,7 @@ def _create_body_schema() -> dict[str, Any] | None:
     """Read the optional ``{"schema": ...}`` of a create body (JSON ``{}``, an empty form body, or nothing)."""
     if request.mimetype == "application/x-www-form-urlencoded":
         return None  # the JS client's empty form body
-    schema: dict[str, Any] | None = _json_object_body().get("schema")
+    schema: dict[str, Any] | None = json_object_body().get("schema")
     return schema  # checked by the repository before anything is written
 
 
@@ -101,36 +100,15 @@ def get_dataset(ref: str) -> Response:
 def update_dataset(ref: str) -> Response:
     """Rename a dataset, or set its ``generalAccess`` or ``title``."""
     dataset, _caller = resolve_for_write(repo(), ref)
-    body = _json_object_body()
+    body = json_object_body()
     changes: dict[str, Any] = {}
     if "name" in body:
-        changes["name"] = _string_or_null(body, "name") or None  # "" makes it unnamed, as null does
+        changes["name"] = string_or_null(body, "name") or None  # "" makes it unnamed, as null does
     if "title" in body:
-        changes["title"] = _string_or_null(body, "title")
+        changes["title"] = string_or_null(body, "title")
     if body.get("generalAccess") is not None:
         changes["general_access"] = body["generalAccess"]
     return json_response({"data": render_dataset(repo().update_dataset(dataset.id, **changes), may_write=True)})
-
-
-def _string_or_null(body: dict[str, Any], field: str) -> str | None:
-    value = body[field]
-    if value is not None and not isinstance(value, str):
-        raise InvalidParameter(field, "must be a string or null", location="body")
-    return value
-
-
-def _json_object_body() -> dict[str, Any]:
-    """Parse a JSON object body; an empty body is ``{}``."""
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
 
 
 @bp.delete("/datasets/<ref>")
