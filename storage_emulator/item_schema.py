@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import referencing.exceptions
-from jsonschema import Draft7Validator, validators
+from jsonschema import Draft4Validator, Draft7Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 
@@ -69,7 +69,7 @@ def check_schema(schema: Any) -> None:
             location="body",
         )
     try:
-        validator_class.check_schema(fields)
+        validator_class.check_schema(dict(fields))
     except SchemaError as exc:
         where = _json_pointer(exc.absolute_path) or "/"
         raise InvalidParameter(
@@ -169,8 +169,12 @@ def _validator_class(fields: Mapping[str, Any]) -> type[Validator] | None:
         return _DEFAULT_VALIDATOR
     if not isinstance(fields["$schema"], str):
         return None
-    validator_class: type[Validator] | None = validators.validator_for(fields, default=None)
-    return validator_class
+    # validator_for answers its default for a `$schema` it does not know. Asking with two different
+    # defaults tells the cases apart: a known draft gives the same class both times.
+    known = validators.validator_for(fields, default=Draft7Validator)
+    if known is not validators.validator_for(fields, default=Draft4Validator):
+        return None
+    return known
 
 
 def _validator(fields: Mapping[str, Any]) -> Validator:
@@ -191,7 +195,11 @@ def _nullable_validator_class(draft: str | None) -> type[Validator]:
             return None
         return check_type(validator, types, instance, schema)
 
-    extended: type[Validator] = validators.extend(base, {"type": type_or_null})
+    # typeshed's stub of extend() carries no annotations at all (types-jsonschema 4.26), so mypy strict
+    # calls it untyped; jsonschema itself annotates nothing here either. extend() is still the
+    # documented way to swap one keyword while keeping the draft's $ref rules, which create() cannot
+    # reach without private attributes.
+    extended: type[Validator] = validators.extend(base, {"type": type_or_null})  # type: ignore[no-untyped-call]
     return extended
 
 
@@ -266,12 +274,15 @@ def _describe_count(error: ValidationError, validator: Validator) -> _Descriptio
 
 def _describe_one_of(error: ValidationError, validator: Validator) -> _Description:
     """Describe a ``oneOf`` error, naming the branches that matched when more than one did."""
+    # Errors from iter_errors() always carry the instance; the stub's Unset is for hand-built ones.
+    instance: Any = error.instance
     passing = None  # no branch matched: their errors are in the context
     if not error.context and isinstance(error.validator_value, list):
+        # Counted as jsonschema's own oneOf counts them (descend() is not in the Validator protocol).
         passing = [
             index
             for index, branch in enumerate(error.validator_value)
-            if next(validator.descend(error.instance, branch), None) is None
+            if validator.evolve(schema=branch).is_valid(instance)
         ]
     return "must match exactly one schema in oneOf", {"passingSchemas": passing}
 
@@ -388,15 +399,17 @@ def _expand(error: ValidationError, instance_path: str, schema_path: str) -> Ite
             "message": message,
         }
 
+    # _expandable() lets through only a list (required) or a mapping (dependencies) as the value.
+    value = error.validator_value
     if keyword == "required":
-        for name in error.validator_value:
+        for name in value if isinstance(value, list) else ():
             if name not in instance:
                 yield make(f"must have required property '{name}'", {"missingProperty": name})
     elif keyword == "additionalProperties":
         for name in _additional_properties(instance, schema):
             yield make("must NOT have additional properties", {"additionalProperty": name})
     else:  # dependencies / dependentRequired with a list of property names
-        for name, needed in error.validator_value.items():
+        for name, needed in (value if isinstance(value, Mapping) else {}).items():
             if name in instance and isinstance(needed, list):
                 for params in _missing_dependencies(name, needed, instance):
                     noun = "property" if len(needed) == 1 else "properties"
