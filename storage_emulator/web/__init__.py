@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..accounts import AccountRegistry
 from ..errors import EmulatorError
+from ..push_body import MAX_RAW_BODY_BYTES
 from ..repository import DatasetRepository
 from ..serializers import ListItemEncoder
 from . import apify_api, org_api, pages
@@ -38,8 +39,15 @@ class MethodOverride:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
     app = Flask(__name__)
-    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[])
-    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list)
+    app.config.from_mapping(
+        ROOT=DEFAULT_ROOT,
+        PUBLIC_URL=None,
+        ACCOUNTS_FILE=None,
+        CORS_ORIGINS=[],
+        # Werkzeug refuses a larger Content-Length before reading and cuts a chunked body off past it.
+        MAX_CONTENT_LENGTH=MAX_RAW_BODY_BYTES,
+    )
+    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _MAX_CONTENT_LENGTH
     app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)

@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from flask import Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import EmulatorError, InvalidParameter
+from ..push_body import raw_body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ def is_org_path(path: str) -> bool:
 
 def error_response(exc: Exception) -> Response:
     """Answer any exception in the envelope of the dialect the request's path belongs to."""
+    if isinstance(exc, RequestEntityTooLarge) and request.max_content_length is not None:
+        # Werkzeug's own refusal of a body over MAX_CONTENT_LENGTH, said with the limit and length.
+        exc = raw_body_too_large(request.max_content_length, request.content_length)
     if isinstance(exc, EmulatorError):
         status, kind, message, data = exc.status, exc.error_type, exc.message, exc.data
     elif isinstance(exc, HTTPException):
