@@ -16,7 +16,8 @@ describes (a long all-checks run shows each of these on a correct emulator):
 - ``negative_data_rejection``: the service ignores unknown query parameters and accepts an empty
   ``Content-Encoding``, as the real one does.
 - ``ignored_auth``: the emulator runs in open mode here, where no token is needed.
-- ``unsupported_method``: answers 405 in the Apify envelope, without an ``Allow`` header.
+- ``unsupported_method``: it needs the coverage phase's undeclared methods, which this suite does not
+  generate; tests/test_method_not_allowed.py pins the 405 and its ``Allow`` header.
 - The stateful checks (``use_after_free``, ``ensure_resource_availability``): this suite runs no
   stateful phase; the long run outside the suite does.
 """

@@ -69,11 +69,18 @@ def error_response(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         status, kind, message, data = 500, "internal-error", "Internal server error", None
     if is_org_path(request.path):
-        return _org_error(exc, status, message)
-    error: dict[str, Any] = {"type": kind, "message": message}
-    if data is not None:
-        error["data"] = data
-    return json_response({"error": error}, status)
+        response = _org_error(exc, status, message)
+    else:
+        error: dict[str, Any] = {"type": kind, "message": message}
+        if data is not None:
+            error["data"] = data
+        response = json_response({"error": error}, status)
+    if isinstance(exc, HTTPException):
+        # Keep werkzeug's Allow on a 405 (RFC 9110 requires it); its other headers describe its HTML page.
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers[name] = value
+    return response
 
 
 def _http_message(status: int, exc: HTTPException) -> str:
