@@ -92,6 +92,9 @@ def validate_items(items: Sequence[dict[str, Any]], schema: Mapping[str, Any] | 
     except referencing.exceptions.Unresolvable as exc:
         # Not a 5xx: clients would retry a problem that only a new schema fixes.
         raise InvalidInput(f"The dataset schema's fields cannot be used: cannot resolve $ref {exc.ref!r}") from exc
+    except RecursionError as exc:
+        # JSON that parsed can still be too deep to walk (the checks recurse several frames per level).
+        raise InvalidInput("An item is nested too deeply to validate against the dataset schema") from exc
     if invalid_items:
         raise SchemaValidationFailed("Schema validation failed", data={"invalidItems": invalid_items})
 
@@ -352,7 +355,7 @@ def _deep_duplicate(items: list[Any]) -> tuple[int, int] | None:
     # One pass with each value's equality key finds the same pair in linear time.
     try:
         keys = [_json_key(item) for item in items]
-    except (_NoJsonKey, RecursionError):
+    except _NoJsonKey:
         return _pairwise_duplicate(items)
     last_seen: dict[Hashable, int] = {}
     pair = None

@@ -415,3 +415,16 @@ def test_unique_items_checks_a_large_array_of_objects() -> None:
     (error,) = invalid["validationErrors"]
     assert error["keyword"] == "uniqueItems"
     assert error["params"] == {"i": 1, "j": 0}
+
+
+@pytest.mark.parametrize("depth", [600, 900])
+def test_an_item_nested_too_deeply_to_validate_is_a_400(depth: int) -> None:
+    # JSON this deep parses (the parser allows about 1,000 levels), but checking it recursed past
+    # Python's limit: a RecursionError, answered 500, which clients retry.
+    nested: list[Any] = []
+    for _ in range(depth):
+        nested = [nested]
+    schema = {"fields": {"properties": {"v": {"type": "array", "uniqueItems": True}}}}
+    with pytest.raises(InvalidInput) as caught:
+        validate_items([{"v": [nested, nested]}], schema)
+    assert "nested too deeply" in caught.value.message
