@@ -13,6 +13,7 @@ from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..key_value_stores import KeyValueStoreRepository
 from ..locks import LOCK_WAIT_SECONDS
+from ..push_body import MAX_RAW_BODY_BYTES
 from ..repository import DatasetRepository
 from ..serializers import ListItemEncoder
 from . import apify_api, key_value_stores_api, org_api, pages
@@ -41,9 +42,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
     app = Flask(__name__)
     app.config.from_mapping(
-        ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[], LOCK_WAIT_SECONDS=LOCK_WAIT_SECONDS
+        ROOT=DEFAULT_ROOT,
+        PUBLIC_URL=None,
+        ACCOUNTS_FILE=None,
+        CORS_ORIGINS=[],
+        LOCK_WAIT_SECONDS=LOCK_WAIT_SECONDS,
+        # Werkzeug refuses a larger Content-Length before reading and cuts a chunked body off past it.
+        MAX_CONTENT_LENGTH=MAX_RAW_BODY_BYTES,
     )
-    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _LOCK_WAIT_SECONDS
+    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _LOCK_WAIT_SECONDS,
+    # _MAX_CONTENT_LENGTH
     app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)
