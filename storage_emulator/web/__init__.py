@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from ..accounts import AccountRegistry
 from ..errors import EmulatorError
@@ -36,6 +37,13 @@ class MethodOverride:
         if values and values[0].upper() in self.OVERRIDABLE:
             environ["REQUEST_METHOD"] = values[0].upper()
         return self.app(environ, start_response)
+
+
+class RecordKeyConverter(BaseConverter):
+    """Match the rest of the path, leading and doubled slashes included; the repository checks the key."""
+
+    regex = ".+"
+    part_isolating = False
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -69,6 +77,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
+    # A record key such as "%2Fetc" decodes to a path with "//": route it (and refuse it as a key), never
+    # redirect or answer "no such route".
+    app.url_map.merge_slashes = False
+    app.url_map.converters["record_key"] = RecordKeyConverter
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(key_value_stores_api.bp)
     app.register_blueprint(org_api.bp)

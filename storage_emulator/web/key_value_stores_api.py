@@ -152,7 +152,7 @@ def _record_signature_valid(key: str) -> Any:
     return valid
 
 
-@bp.route("/<ref>/records/<path:key>", methods=["GET", "HEAD"])
+@bp.route("/<ref>/records/<record_key:key>", methods=["GET", "HEAD"])
 def get_record(ref: str, key: str) -> Response:
     """Return a record's bytes with its stored ``Content-Type`` (HEAD: whether it exists)."""
     args = request.args
@@ -170,7 +170,7 @@ def get_record(ref: str, key: str) -> Response:
     return Response(iter_file(handle), content_type=info.content_type, headers=headers, direct_passthrough=True)
 
 
-@bp.route("/<ref>/records/<path:key>", methods=["PUT", "POST"])
+@bp.route("/<ref>/records/<record_key:key>", methods=["PUT", "POST"])
 def set_record(ref: str, key: str) -> Response:
     """Store exactly the bytes sent (decompressed) with the ``Content-Type`` sent, verbatim."""
     store, _caller = resolve_for_write(stores(), ref)
@@ -181,7 +181,7 @@ def set_record(ref: str, key: str) -> Response:
     return json_response({}, 201, headers={"Location": location})
 
 
-@bp.delete("/<ref>/records/<path:key>")
+@bp.delete("/<ref>/records/<record_key:key>")
 def delete_record(ref: str, key: str) -> Response:
     """Remove a record."""
     store, _caller = resolve_for_write(stores(), ref)
