@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -357,7 +357,7 @@ def _deep_duplicate(items: list[Any]) -> tuple[int, int] | None:
         keys = [_json_key(item) for item in items]
     except _NoJsonKey:
         return _pairwise_duplicate(items)
-    last_seen: dict[Hashable, int] = {}
+    last_seen: dict[object, int] = {}
     pair = None
     for index, key in enumerate(keys):
         earlier = last_seen.get(key)
@@ -380,19 +380,27 @@ class _NoJsonKey(Exception):
     """A value that is not parsed JSON (NaN, an object of another type) has no equality key."""
 
 
-def _json_key(value: Any) -> Hashable:
+def _json_key(value: Any) -> object:
     """Return a hashable key that two values share exactly when `_json_equal` holds between them."""
+    # Strings, numbers and null are their own keys: none of them equals another kind, and Python's == and
+    # hash agree across int and float, so 1 and 1.0 meet. Everything else is a tagged tuple, so a boolean
+    # never meets 1 (True == 1 in Python) and an array never meets a tag. The common cases come first.
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict:
+        # Object keys are unique, so the set of pairs is the object, whatever its key order.
+        return "object", frozenset([(name, _json_key(element)) for name, element in value.items()])
+    if kind is list:
+        return "array", tuple([_json_key(element) for element in value])
     if isinstance(value, bool):
-        return "boolean", value  # apart from the numbers 1 and 0
+        return "boolean", value
     if isinstance(value, int | float):
         if value != value:
             raise _NoJsonKey  # NaN equals nothing, not even itself (a dict would find it by identity)
-        return "number", value  # Python's == and hash agree across int and float: 1 and 1.0 meet
-    if isinstance(value, list):
-        return "array", tuple(_json_key(element) for element in value)
-    if isinstance(value, dict):
-        # Object keys are unique, so the set of pairs is the object, whatever its key order.
-        return "object", frozenset((name, _json_key(element)) for name, element in value.items())
+        return value
+    if isinstance(value, dict | list):  # subclasses: `_json_equal` compares them as their base
+        return _json_key(dict(value) if isinstance(value, dict) else list(value))
     try:
         hash(value)
     except TypeError as exc:

@@ -371,6 +371,10 @@ DUPLICATE_CASES: list[tuple[list[Any], tuple[int, int] | None]] = [
     ([1, 1, 2], (1, 0)),
     ([1, 1, 1], (2, 1)),
     ([{"k": 1}, 2, {"k": 1}], (2, 0)),
+    ([["boolean", 1], ["boolean", True]], None),
+    ([True, ["boolean", True]], None),
+    ([None, [None], "a", ["a"], 1, [1]], None),
+    ([{"a": "b"}, [["a", "b"]], {"a": ["b"]}], None),
     ([float("nan"), float("nan")], None),  # not JSON, but NaN equals nothing
     ([[float("nan")], [float("nan")]], None),
     ([(1, 2), (1, 2)], (1, 0)),  # not JSON: compared by type and ==
@@ -409,9 +413,9 @@ def test_unique_items_sees_duplicates_that_sort_apart() -> None:
 
 def test_unique_items_checks_a_large_array_of_objects() -> None:
     schema = {"fields": {"properties": {"v": {"type": "array", "uniqueItems": True}}}}
-    distinct = [{"id": n, "tags": [n, str(n)]} for n in range(200_000)]
+    distinct = [{"id": n} for n in range(200_000)]
     validate_items([{"v": distinct}], schema)
-    (invalid,) = invalid_items([{"v": [{"tags": [0, "0"], "id": 0.0}, *distinct]}], schema)
+    (invalid,) = invalid_items([{"v": [{"id": 0.0}, *distinct]}], schema)
     (error,) = invalid["validationErrors"]
     assert error["keyword"] == "uniqueItems"
     assert error["params"] == {"i": 1, "j": 0}
