@@ -75,6 +75,8 @@ def json_object_body() -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError:
         raise InvalidInput("The request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidInput("The request body is JSON nested too deeply to read") from None
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object")
     return body
