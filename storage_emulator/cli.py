@@ -17,8 +17,10 @@ from typing import Any
 from tqdm import tqdm
 
 from .accounts import AccountRegistry, add_account, default_accounts_path, read_accounts
+from .cli_kv import add_kv_commands, print_stores
 from .errors import EmulatorError, InvalidInput
 from .formats import ExportOptions, render
+from .key_value_stores import KeyValueStoreRepository
 from .models import GENERAL_ACCESS_VALUES, ORG_FORMATS
 from .push_body import parse_items
 from .repository import DatasetRepository
@@ -109,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     set_fields.add_argument("--version", help="semantic version X.Y.Z")
     set_fields.set_defaults(handler=cmd_set)
 
-    ls = commands.add_parser("ls", help="list datasets")
-    ls.add_argument("--unnamed", action="store_true", help="include unnamed datasets")
+    ls = commands.add_parser("ls", help="list datasets and key-value stores")
+    ls.add_argument("--unnamed", action="store_true", help="include unnamed storages")
     ls.set_defaults(handler=cmd_ls)
 
     show = commands.add_parser("show", help="print one dataset's metadata and first items")
@@ -131,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="file to write ('-' for standard output)")
     export.set_defaults(handler=cmd_export)
 
-    fsck = commands.add_parser("fsck", help="check the storage root for damage")
+    add_kv_commands(commands)
+
+    fsck = commands.add_parser("fsck", help="check the storage root for damage (every storage kind)")
     fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")
     fsck.set_defaults(handler=cmd_fsck)
     return parser
@@ -203,8 +207,9 @@ def _repo(args: argparse.Namespace) -> DatasetRepository:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """Print one line per dataset."""
+    """Print one line per dataset, then one per key-value store."""
     repo = _repo(args)
+    print("Datasets")
     page = repo.list_datasets(unnamed=args.unnamed, limit=sys.maxsize)
     id_width = max([17, *(len(dataset.id) for dataset in page.items)])
     print(f"{'ID':<{id_width}}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
@@ -213,6 +218,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         name = dataset.name or "(unnamed)"
         owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
+    print("\nKey-value stores")
+    print_stores(KeyValueStoreRepository(repo.root), unnamed=args.unnamed)
     return 0
 
 
@@ -347,11 +354,13 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     """Report (and with --repair, fix) damage in the storage root; exit 1 if unrepaired problems remain."""
-    repo = _repo(args)
-    findings = repo.check(repair=args.repair)
-    for finding in findings:
-        state = "repaired" if finding.repaired else "found"
-        print(f"{state}: {repo.KIND_DIR}/{finding.folder}: {finding.problem}")
+    root = resolve_root(args)
+    findings = []
+    for kind in (DatasetRepository(root), KeyValueStoreRepository(root)):
+        for finding in kind.check(repair=args.repair):
+            state = "repaired" if finding.repaired else "found"
+            print(f"{state}: {kind.KIND_DIR}/{finding.folder}: {finding.problem}")
+            findings.append(finding)
     if not findings:
         print("no problems found")
     return 1 if any(not finding.repaired for finding in findings) else 0

@@ -254,3 +254,18 @@ def test_the_records_zip_holds_every_record_by_key(client: Any) -> None:
     assert sorted(everything.namelist()) == ["a-1", "a-2", "b"] and everything.read("a-2") == PNG
     prefixed = zipfile.ZipFile(io.BytesIO(client.get(f"{base}?prefix=a-").data))
     assert sorted(prefixed.namelist()) == ["a-1", "a-2"]
+
+
+def test_the_html_pages_list_stores_and_show_records(client: Any) -> None:
+    """The index lists stores beside datasets; a store's page (its consoleUrl) links every record, images inline."""
+    store = client.post("/v2/key-value-stores?name=pictures").get_json()["data"]
+    client.put(f"/v2/key-value-stores/{store['id']}/records/logo", data=PNG, headers={"Content-Type": "image/png"})
+    client.put(f"/v2/key-value-stores/{store['id']}/records/INPUT", json={"a": 1})
+    index = client.get("/").get_data(as_text=True)
+    assert f'href="/view/key-value-stores/{store["id"]}">pictures</a>' in index
+    console = client.get(store["consoleUrl"].removeprefix("http://localhost"))
+    page = console.get_data(as_text=True)
+    assert console.status_code == 200 and "2 record(s)" in page
+    assert f'<img src="/v2/key-value-stores/{store["id"]}/records/logo?signature=' in page
+    link = page.split('<a href="', 3)[3].split('"')[0]  # the first record's link: INPUT
+    assert client.get(link).get_json() == {"a": 1}
