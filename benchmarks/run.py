@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
 
 from benchmarks.harness import REPO_ROOT, Table, fmt_duration
 from benchmarks.items import ItemsConfig, run_items
+from benchmarks.key_value_stores import KeyValueConfig, run_key_value_stores
 from benchmarks.listing import ListingConfig, run_listing
 
 FULL_LISTING = ListingConfig(
@@ -30,6 +31,8 @@ QUICK_LISTING = ListingConfig(
 FULL_ITEMS = ItemsConfig(
     items=100_000, batch=1_000, page=100, page_runs=30, crawlee_page_runs=10, floor_per_batch=1_000
 )
+FULL_KEY_VALUE = KeyValueConfig(records=100_000, record_runs=200, page_runs=30)
+QUICK_KEY_VALUE = KeyValueConfig(records=10_000, record_runs=50, page_runs=10)
 QUICK_ITEMS = ItemsConfig(items=10_000, batch=1_000, page=100, page_runs=15, crawlee_page_runs=5, floor_per_batch=1_000)
 
 
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a fast check (about a minute)")
-    parser.add_argument("--only", choices=("listing", "items"), help="run one section only")
+    parser.add_argument("--only", choices=("listing", "items", "kvs"), help="run one section only")
     parser.add_argument(
         "--tmp", default=None, help="parent folder of the scratch storage roots (default: the system temp dir)"
     )
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             run_listing(table, workspace, listing, random.Random(args.seed))
         if args.only in (None, "items"):
             run_items(table, workspace, items)
+        if args.only in (None, "kvs"):
+            run_key_value_stores(table, workspace, QUICK_KEY_VALUE if args.quick else FULL_KEY_VALUE)
         table.summary()
         if _code_fingerprint() != code_before:
             print("\nWARNING: the storage_emulator code changed during the run; the figures may mix versions")

@@ -87,8 +87,9 @@ def cmd_kv_ls(args: argparse.Namespace) -> int:
 
 def cmd_kv_keys(args: argparse.Namespace) -> int:
     """Print a store's keys with their sizes and types."""
-    page = _stores(args).list_keys(args.store, prefix=args.prefix, limit=sys.maxsize)
-    for info in page.items:
+    stores = _stores(args)
+    for listed in stores.list_keys(args.store, prefix=args.prefix, limit=sys.maxsize).items:
+        info = stores.record_info(args.store, listed.key)  # a listing reads no sidecars; the type is in one
         print(f"{info.key}\t{info.size}\t{info.content_type}")
     return 0
 

@@ -120,13 +120,14 @@ class KeyValueStoreRepository(StorageCollection[KeyValueStoreMetadata]):
         store.mark_js_style()  # no metadata file: the JS tools' layout (or the Apify CLI's INPUT.json)
         return store
 
-    def _reconcile(self, folder: str, store: KeyValueStoreMetadata) -> KeyValueStoreMetadata:
-        self._records(folder, store).recover()  # finish a write a crash left half-done
-        return store
-
     def _check_contents(self, folder: str, store: KeyValueStoreMetadata, repair: bool) -> list[Finding]:
         records = self._records(folder, store)
         findings = []
+        if records.pending_intents():
+            findings.append(Finding(folder, "record writes cut off by a crash (readers finish them)", repaired=repair))
+            if repair:
+                with self.locked(store.id):
+                    records.recover()
         if records.stray_temp_files():
             findings.append(Finding(folder, "temp files of interrupted record writes", repaired=repair))
             if repair:
@@ -241,6 +242,11 @@ class KeyValueStoreRepository(StorageCollection[KeyValueStoreMetadata]):
             self._record_access(store.id, counted_read=True)
         return info, handle
 
+    def record_info(self, ref: str, key: str, *, caller: Account | None = None) -> RecordInfo:
+        """Return a record's key, size and content type, or raise ``RecordNotFoundInStore``."""
+        folder, store = self._locate(ref, caller)
+        return self._records(folder, store).find(check_key(key))
+
     def record_exists(self, ref: str, key: str, *, caller: Account | None = None) -> bool:
         """Tell whether the store has a record of this key."""
         folder, store = self._locate(ref, caller)
@@ -270,13 +276,13 @@ class KeyValueStoreRepository(StorageCollection[KeyValueStoreMetadata]):
         with self._write_session(ref, caller) as (folder, store):
             records = self._records(folder, store)
             checked = self._checked_against_collections(store, key, content_type, chunks)
-            records.write(key, checked, content_type)
+            info = records.write(key, checked, content_type)
             now = utc_now()
             updated = store.model_copy(
                 update={"write_count": store.write_count + 1, "modified_at": now, "accessed_at": now}
             )
             self.write_metadata(folder, updated)
-            return records.find(key)
+            return info
 
     def _checked_against_collections(
         self, store: KeyValueStoreMetadata, key: str, content_type: str, chunks: Iterable[bytes]

@@ -32,7 +32,6 @@ from urllib.parse import quote, unquote
 from pydantic import ValidationError
 
 from .errors import InvalidRecordKey, KeyValueStoreCorrupted, RecordNotFoundInStore, RequestTooLarge
-from .files import atomic_write_bytes
 from .models import METADATA_FILENAME, RECORD_SIDECAR_SUFFIX, RecordSidecar
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,8 @@ class RecordInfo:
     key: str
     file: str
     size: int
-    content_type: str
+    content_type: str | None
+    """``None`` in key listings, which read no sidecars; ``find`` and ``open`` always say it."""
     sidecar: str | None
     """The sidecar's file name; ``None`` for a record the JS tools wrote without one."""
 
@@ -142,6 +142,9 @@ class RecordStore:
 
     def _from_sidecar(self, sidecar_name: str, files: dict[str, os.DirEntry[str]]) -> RecordInfo | None:
         file = sidecar_name[: -len(RECORD_SIDECAR_SUFFIX)]
+        if file in files and not file.startswith(FALLBACK_PREFIX):
+            # Crawlee's layout: the file name is quote(key), so a listing needs no sidecar read at all.
+            return RecordInfo(unquote(file), file, _size(files[file]), None, sidecar_name)
         sidecar = self._read_sidecar(sidecar_name)
         if sidecar is None:
             return None
@@ -199,14 +202,15 @@ class RecordStore:
         if opened is not None:
             return opened
         with lock():
-            self.recover()
+            self._recover_file(file_name_for(key))
             opened = self._open_consistent(key)
         if opened is None:
             raise KeyValueStoreCorrupted(f"The record '{key}' of {self.folder.name} cannot be read consistently")
         return opened
 
     def _open_consistent(self, key: str) -> tuple[RecordInfo, IO[bytes]] | None:
-        if self._intents():
+        intent = self._intent_path(file_name_for(key))
+        if intent.exists():
             return None
         info = self.find(key)
         before = _stat_of(self.folder / info.sidecar) if info.sidecar else None
@@ -216,43 +220,47 @@ class RecordStore:
             return None  # replaced or deleted since it was listed
         size = os.fstat(handle.fileno()).st_size
         after = _stat_of(self.folder / info.sidecar) if info.sidecar else None
-        if self._intents() or before != after:
+        if intent.exists() or before != after:
             handle.close()
             return None
         return RecordInfo(info.key, info.file, size, info.content_type, info.sidecar), handle
 
     # ----- writing (the caller holds the store's lock) ------------------------------------------------
 
-    def write(self, key: str, chunks: Iterable[bytes], content_type: str, *, limit: int = MAX_RECORD_BYTES) -> int:
-        """Store a record's bytes and type atomically, value and sidecar together; return its size."""
-        self.recover()
+    def write(
+        self, key: str, chunks: Iterable[bytes], content_type: str, *, limit: int = MAX_RECORD_BYTES
+    ) -> RecordInfo:
+        """Store a record's bytes and type atomically, value and sidecar together; return what was stored."""
         file = file_name_for(key)
-        value_tmp = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
-        sidecar_tmp = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
-        intent = self.folder / f"{INTENT_PREFIX}{secrets.token_hex(6)}"
+        self._recover_file(file)
+        value_tmp, sidecar_tmp, intent_tmp = (self.folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}" for _ in range(3))
+        intent = self._intent_path(file)
         try:
             size = _copy_limited(chunks, value_tmp, limit)
             sidecar = {"key": key, "content_type": content_type, "size": size}
             sidecar_tmp.write_text(json.dumps(sidecar, ensure_ascii=False, indent=2), encoding="utf-8")
             plan = {value_tmp.name: file, sidecar_tmp.name: file + RECORD_SIDECAR_SUFFIX}
-            atomic_write_bytes(intent, json.dumps(plan).encode())
+            intent_tmp.write_text(json.dumps(plan), encoding="utf-8")
+            os.replace(intent_tmp, intent)  # from here on the write completes, even across a crash
         except BaseException:
-            value_tmp.unlink(missing_ok=True)
-            sidecar_tmp.unlink(missing_ok=True)
+            for temp in (value_tmp, sidecar_tmp, intent_tmp):
+                temp.unlink(missing_ok=True)
             raise
-        previous = self.listing().records.get(key)
+        # The JS tools and the Apify CLI name files by key and extension: look for such a copy to replace.
+        previous = self.listing().records.get(key) if self.js_style or key == INPUT_KEY else None
         before = _folder_state(self.folder)
         self._finish(intent, plan)
         if previous is not None:  # one key, one file: drop a JS-named copy (``INPUT.json`` once ``INPUT`` is written)
             for stale in {previous.file, previous.sidecar} - {file, file + RECORD_SIDECAR_SUFFIX, None}:
                 with suppress(FileNotFoundError):
                     os.unlink(self.folder / str(stale))
-        self._note_change(before, key, RecordInfo(key, file, size, content_type, file + RECORD_SIDECAR_SUFFIX))
-        return size
+        info = RecordInfo(key, file, size, content_type, file + RECORD_SIDECAR_SUFFIX)
+        self._note_change(before, key, info)
+        return info
 
     def delete(self, key: str) -> None:
         """Remove a record: the value first, so a crash in between leaves a sidecar that means nothing."""
-        self.recover()
+        self._recover_file(file_name_for(key))
         info = self.find(key)
         before = _folder_state(self.folder)
         with suppress(FileNotFoundError):
@@ -281,21 +289,26 @@ class RecordStore:
             records[key] = info
         self._cache.put(self.folder, _Listing(_folder_state(self.folder), keys, records))
 
+    def _intent_path(self, file: str) -> Path:
+        return self.folder / f"{INTENT_PREFIX}{file}"
+
+    def _recover_file(self, file: str) -> bool:
+        """Finish the write of one value file that a crash left half-done (under the lock); tell if there was one."""
+        intent = self._intent_path(file)
+        try:
+            plan = json.loads(intent.read_bytes())
+        except FileNotFoundError:
+            return False
+        except ValueError:
+            intent.unlink(missing_ok=True)  # never complete (it is renamed into place whole): cannot happen
+            return False
+        self._finish(intent, plan)
+        return True
+
     def recover(self) -> list[str]:
-        """Finish every write a crash left half-done (under the store's lock); return the intents finished."""
-        finished = []
-        for intent in self._intents():
-            try:
-                plan = json.loads((self.folder / intent).read_bytes())
-            except FileNotFoundError:
-                continue
-            except ValueError:
-                # The intent itself was cut off: nothing was renamed yet, the old record stands.
-                os.unlink(self.folder / intent)
-                continue
-            self._finish(self.folder / intent, plan)
-            finished.append(intent)
-        return finished
+        """Finish every write a crash left half-done (under the store's lock); return the files finished."""
+        names = [name[len(INTENT_PREFIX) :] for name in self.pending_intents()]
+        return [name for name in names if self._recover_file(name)]
 
     def _finish(self, intent: Path, plan: dict[str, str]) -> None:
         for temp, final in plan.items():
@@ -303,7 +316,8 @@ class RecordStore:
                 os.replace(self.folder / temp, self.folder / final)
         intent.unlink(missing_ok=True)
 
-    def _intents(self) -> list[str]:
+    def pending_intents(self) -> list[str]:
+        """Return the intent files of writes in flight or cut off by a crash (lists the folder)."""
         try:
             return [name for name in os.listdir(self.folder) if name.startswith(INTENT_PREFIX)]
         except FileNotFoundError:
@@ -312,7 +326,7 @@ class RecordStore:
     def stray_temp_files(self) -> list[str]:
         """Return temp files no intent names (left by a write that crashed before its intent was written)."""
         named: set[str] = set()
-        for intent in self._intents():
+        for intent in self.pending_intents():
             with suppress(OSError, ValueError):
                 named.update(json.loads((self.folder / intent).read_bytes()))
         try:

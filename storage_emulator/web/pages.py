@@ -89,7 +89,7 @@ def view_key_value_store(ref: str) -> str:
         layout=current_app.jinja_env.from_string(_LAYOUT),
         title=store.name or store.id,
         s=store,
-        records=page.items,
+        records=[stores().record_info(store.id, info.key) for info in page.items],  # with their types
         truncated=page.is_truncated,
         owner=stores().policy.owner_username,
         url=url,
