@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from ..accounts import AccountRegistry
@@ -16,6 +16,7 @@ from ..serializers import ListItemEncoder
 from . import apify_api, org_api, pages
 from .cors import enable_cors
 from .envelopes import error_response
+from .request_log import ROUTE_ENVIRON_KEY, RequestLog
 
 DEFAULT_ROOT = "./storage"
 
@@ -38,8 +39,16 @@ class MethodOverride:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the emulator app; settings come from defaults, ``STORAGE_EMULATOR_*`` env vars, then ``config``."""
     app = Flask(__name__)
-    app.config.from_mapping(ROOT=DEFAULT_ROOT, PUBLIC_URL=None, ACCOUNTS_FILE=None, CORS_ORIGINS=[])
-    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list)
+    app.config.from_mapping(
+        ROOT=DEFAULT_ROOT,
+        PUBLIC_URL=None,
+        ACCOUNTS_FILE=None,
+        CORS_ORIGINS=[],
+        ACCESS_LOG=False,  # one log line per request (logger storage_emulator.access); `serve` turns it on
+        RECORD_FILE=None,  # append one JSON line per request to this file (see web/request_log.py)
+        RECORD_BODIES=False,  # ... with the bodies, truncated
+    )
+    # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _ACCESS_LOG, _RECORD_FILE
     app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)
@@ -60,4 +69,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, error_response)
     app.register_error_handler(Exception, error_response)
     app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    _add_request_log(app)
     return app
+
+
+def _add_request_log(app: Flask) -> None:
+    record_file = app.config["RECORD_FILE"]
+    if not (app.config["ACCESS_LOG"] or record_file):
+        return  # nothing to note: no per-request cost at all
+    request_log = RequestLog(
+        app.wsgi_app,
+        access=bool(app.config["ACCESS_LOG"]),
+        record_path=Path(record_file) if record_file else None,
+        record_bodies=bool(app.config["RECORD_BODIES"]),
+    )
+    app.extensions["storage_emulator_request_log"] = request_log
+    app.wsgi_app = request_log  # type: ignore[method-assign]
+
+    @app.before_request
+    def note_route() -> None:
+        if request.url_rule is not None:
+            request.environ[ROUTE_ENVIRON_KEY] = request.url_rule.rule
