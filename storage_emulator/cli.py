@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = accounts_commands.add_parser("add", help="add an account (or renew its token) and print its token")
     add.add_argument("username")
     add.add_argument("--org", action="append", default=[], help="an org whose listing it may read; repeatable")
+    add.add_argument(
+        "--admin", action="store_true", help="may reset the emulator and inject faults (POST /_emulator/...)"
+    )
     add.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (default: in the root)")
     add.set_defaults(handler=cmd_accounts_add)
     listing = accounts_commands.add_parser("list", help="list the accounts (without tokens)")
@@ -337,7 +340,7 @@ def _accounts_path(args: argparse.Namespace) -> Path:
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
     """Add an account and print its new token."""
-    account = add_account(_accounts_path(args), args.username, orgs=tuple(args.org))
+    account = add_account(_accounts_path(args), args.username, orgs=tuple(args.org), admin=args.admin)
     print(f"account {account.username} (id {account.id}) token:")
     print(account.token)
     return 0
@@ -351,7 +354,8 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         return 0
     for account in read_accounts(path):
         orgs = ", ".join(account.orgs) or "-"
-        print(f"{account.username:<20} {account.id:<17}  orgs: {orgs}  general_access: {account.general_access}")
+        admin = "  admin" if account.admin else ""
+        print(f"{account.username:<20} {account.id:<17}  orgs: {orgs}  general_access: {account.general_access}{admin}")
     return 0
 
 

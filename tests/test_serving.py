@@ -110,6 +110,20 @@ def fresh_client(url: str) -> ApifyClient:
     return ApifyClient(token="local", api_url=url, api_public_url=url, max_retries=0)
 
 
+def answering_pids(url: str, *, wanted: int, attempts: int = 200) -> set[int]:
+    """Ask ``/health`` over fresh connections until ``wanted`` distinct processes answered (or attempts run out)."""
+    pids: set[int] = set()
+    for _ in range(attempts):
+        conn = connection(url)
+        status, body, _ = get_json(conn, "GET", "/health")
+        conn.close()
+        assert status == 200
+        pids.add(body["data"]["pid"])
+        if len(pids) >= wanted:
+            break
+    return pids
+
+
 def test_two_workers_agree_with_the_official_client(tmp_path: Path, serve_process: list[ServeProcess]) -> None:
     """With ``--workers 2``, ids, names, counters and listings agree whichever worker answers."""
     root = tmp_path / "root"
@@ -124,12 +138,14 @@ def test_two_workers_agree_with_the_official_client(tmp_path: Path, serve_proces
     listings = [[d.name for d in fresh_client(url).datasets().list().items] for _ in range(rounds)]
     counts = [fresh_client(url).dataset(shared_id).get().item_count for _ in range(rounds)]
     pages = [fresh_client(url).dataset(shared_id).list_items().items for _ in range(rounds)]
+    worker_pids = answering_pids(url, wanted=2)
     exit_status = server.stop()
 
     expected_names = ["shared", *(f"made-{n}" for n in range(rounds))]
     assert all(listing == expected_names for listing in listings), listings
     assert counts == [rounds] * rounds
     assert all(sorted(item["n"] for item in page) == list(range(rounds)) for page in pages)
+    assert len(worker_pids) == 2, "fresh connections should reach both workers"
     assert exit_status == 0
     metadata = json.loads((root / "datasets" / "shared" / METADATA_FILENAME).read_text(encoding="utf-8"))
     assert (metadata["item_count"], metadata["read_count"]) == (rounds, rounds)  # every worker wrote its reads

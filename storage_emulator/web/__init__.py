@@ -13,7 +13,7 @@ from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..repository import DatasetRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, org_api, pages
+from . import apify_api, emulator_api, org_api, pages
 from .cors import enable_cors
 from .envelopes import error_response
 from .request_log import ROUTE_ENVIRON_KEY, RequestLog
@@ -65,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(emulator_api.bp)
     app.register_error_handler(EmulatorError, error_response)
     app.register_error_handler(HTTPException, error_response)
     app.register_error_handler(Exception, error_response)
