@@ -25,6 +25,7 @@ from .repository import DatasetRepository
 from .serializers import dataset_resource, iso_time
 from .serving import DEFAULT_THREADS, serve_threaded, serve_workers, workers_supported
 from .web import DEFAULT_ROOT, create_app
+from .web.faults import FaultStore, read_rules_file
 from .web.request_log import summarise
 
 ROOT_ENV = "STORAGE_EMULATOR_ROOT"
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve with N processes over the one root (gunicorn; Unix only; default 1: one threaded process)",
     )
     serve.add_argument("--quiet", action="store_true", help="no access-log line per request")
+    serve.add_argument(
+        "--faults",
+        default=None,
+        metavar="FILE",
+        help="fault rules (JSON; see README) replacing any the root holds: inject 429/5xx, drops, delays",
+    )
     serve.add_argument(
         "--record", default=None, metavar="FILE", help="append one JSON line per request to FILE (see `log`)"
     )
@@ -189,9 +196,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         unsupported = workers_supported()
         if unsupported:
             raise InvalidInput(unsupported)
+    fault_rules = read_rules_file(Path(args.faults)) if args.faults else None
     if args.seed and not root.exists():
         shutil.copytree(args.seed, root)
         print(f"Copied {args.seed} to {root} (the copy is what gets served and changed)")
+    if fault_rules is not None:
+        store = FaultStore(root)
+        store.clear()
+        store.add(fault_rules)
+        print(f"{len(fault_rules)} fault rule(s) from {args.faults}; GET /_emulator/faults lists them")
     config = {
         "ROOT": str(root),
         "PUBLIC_URL": args.public_url,

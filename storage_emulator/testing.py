@@ -28,6 +28,7 @@ from .repository import DatasetRepository
 from .reset import reset_repository
 from .serving import DEFAULT_THREADS, close_app, make_server, server_url
 from .web import create_app
+from .web.faults import fault_store, parse_rules
 
 AccountsArg = str | os.PathLike[str] | list[dict[str, Any]] | None
 
@@ -107,8 +108,13 @@ class EmulatorServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def reset(self) -> None:
-        """Empty the root (every storage kind; accounts stay)."""
+        """Empty the root (every storage kind; accounts stay) and clear the fault rules."""
         reset_repository(self.repo)
+        fault_store(self.app).clear()
+
+    def add_faults(self, rules: Any) -> list[dict[str, Any]]:
+        """Add fault rules (a rule, a list of rules, as ``POST /_emulator/faults`` takes) and return them stored."""
+        return fault_store(self.app).add(parse_rules(rules))
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

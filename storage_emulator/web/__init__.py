@@ -13,7 +13,7 @@ from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..repository import DatasetRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, emulator_api, org_api, pages
+from . import apify_api, emulator_api, faults, org_api, pages
 from .cors import enable_cors
 from .envelopes import error_response
 from .request_log import ROUTE_ENVIRON_KEY, RequestLog
@@ -71,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(Exception, error_response)
     app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
     _add_request_log(app)
+    faults.install(app, root)  # after the request log's hook, so faulted requests are recorded with their route
     return app
 
 

@@ -6,16 +6,18 @@ that change everything (reset, faults) need the token of an account with ``"admi
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from .. import __version__
-from ..errors import InsufficientPermissions, InvalidToken
+from ..errors import InsufficientPermissions, InvalidInput, InvalidToken
 from ..reset import STORAGE_KIND_DIRS, reset_repository
 from .access import registry, repo, request_token, token_not_provided
 from .envelopes import json_response
+from .faults import fault_store, parse_rules
 
 bp = Blueprint("emulator", __name__)
 
@@ -139,7 +141,33 @@ def reset() -> Response:
     """Empty the root (every storage kind; accounts stay) and clear the injected faults."""
     require_admin()
     removed = reset_repository(repo())
+    fault_store(current_app).clear()
     return json_response({"data": {"removed": removed}})
+
+
+@bp.get("/_emulator/faults")
+def list_faults() -> Response:
+    """List the fault rules with how often each matched and fired."""
+    return json_response({"data": {"rules": fault_store(current_app).entries()}})
+
+
+@bp.post("/_emulator/faults")
+def add_faults() -> Response:
+    """Add fault rules (a rule, a list of rules or ``{"rules": [...]}``) after the existing ones."""
+    require_admin()
+    try:
+        body = json.loads(request.get_data() or b"null")
+    except ValueError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}") from None
+    added = fault_store(current_app).add(parse_rules(body))
+    return json_response({"data": {"rules": added}}, 201)
+
+
+@bp.delete("/_emulator/faults")
+def clear_faults() -> Response:
+    """Remove every fault rule."""
+    require_admin()
+    return json_response({"data": {"cleared": fault_store(current_app).clear()}})
 
 
 @bp.get("/_emulator/capabilities")
