@@ -200,10 +200,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.seed and not root.exists():
         shutil.copytree(args.seed, root)
         print(f"Copied {args.seed} to {root} (the copy is what gets served and changed)")
+    # Fault rules last for one run of the server: those of an earlier run are dropped.
+    FaultStore(root).clear()
     if fault_rules is not None:
-        store = FaultStore(root)
-        store.clear()
-        store.add(fault_rules)
+        FaultStore(root).add(fault_rules)
         print(f"{len(fault_rules)} fault rule(s) from {args.faults}; GET /_emulator/faults lists them")
     config = {
         "ROOT": str(root),

@@ -88,6 +88,7 @@ class EmulatorServer:
         if self._server is not None:
             return self
         self._app = create_app(self._app_config)
+        fault_store(self._app).clear()  # rules last for one run of a server, as with `serve`
         self._server = make_server(self._app, self.host, self.port, threads=self.threads)
         self.port = self._server.bind_addr[1]
         self.url = server_url(self.host, self.port)

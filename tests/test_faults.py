@@ -292,3 +292,16 @@ def test_serve_refuses_a_bad_faults_file(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "rules[0].status" in result.stderr
+
+
+def test_fault_rules_last_for_one_run_of_the_server(tmp_path: Path) -> None:
+    """Rules added to one server are gone when the next server starts on the same root."""
+    root = tmp_path / "root"
+    with EmulatorServer(root=root) as first:
+        first.add_faults({"path": "*", "status": 503})
+        during = httpx.get(f"{first.url}/v2/datasets", timeout=10).status_code
+    with EmulatorServer(root=root) as second:
+        after = httpx.get(f"{second.url}/v2/datasets", timeout=10).status_code
+        listed = listed_faults(second.url)
+
+    assert (during, after, listed) == (503, 200, [])
