@@ -22,6 +22,8 @@ from typing import Any
 from cheroot import wsgi
 from flask import Flask
 
+DROPPED_ENVIRON_KEY = "storage_emulator.dropped"
+"""Set when a fault dropped the request's connection (the request log then records status 0)."""
 SOCKET_ENVIRON_KEY = "storage_emulator.socket"
 """Where the request's client socket is exposed to the app (the fault injector drops connections with it)."""
 DEFAULT_THREADS = 16
@@ -70,10 +72,11 @@ def serve_threaded(
     """Serve in this process until SIGINT or SIGTERM, then write the pending counters; return the exit status."""
     server = make_server(app, host, port, threads=threads)
     warm_up(app)
-    on_ready(server_url(host, server.bind_addr[1]))
-    # SIGTERM (process managers, `docker stop`) ends the server like Ctrl-C, so the finally below runs.
+    # SIGTERM (process managers, `docker stop`) ends the server like Ctrl-C, so the finally below runs;
+    # installed before the URL is announced, so a signal sent as soon as it is seen is handled too.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        on_ready(server_url(host, server.bind_addr[1]))
         server.serve()
     except KeyboardInterrupt:
         pass
@@ -164,4 +167,5 @@ def drop_connection(environ: dict[str, Any]) -> bool:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already gone
+    environ[DROPPED_ENVIRON_KEY] = True
     return True

@@ -158,9 +158,11 @@ def test_a_dropped_connection_is_retried_by_the_python_client(server: EmulatorSe
         conn.getresponse()
     conn.close()
     got = python_client(server.url, max_retries=2).dataset(dataset.id).get()
+    (rule,) = listed_faults(server.url)
 
     assert got is not None and got.id == dataset.id
-    assert listed_faults(server.url)[0]["injected"] == 2
+    assert rule["injected"] == 2
+    assert recorded(server, tmp_path, "GET", "/v2/datasets/<ref>") == [0, 0, 200]  # 0: dropped
 
 
 def test_a_delay_outlasts_a_short_client_timeout(server: EmulatorServer) -> None:

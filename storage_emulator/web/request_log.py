@@ -8,7 +8,8 @@
 
 With ``--record-bodies`` each line also holds ``request_body`` and ``response_body`` (text, cut at
 ``BODY_LIMIT`` bytes, with ``..._truncated`` set when cut). Each line is one ``write`` to a file opened
-with ``O_APPEND``, so several worker processes can record to one file without mixing lines.
+with ``O_APPEND``, so several worker processes can record to one file without mixing lines. A request
+whose connection a fault dropped is recorded with status 0.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from ..serving import DROPPED_ENVIRON_KEY
 
 access_log = logging.getLogger("storage_emulator.access")
 
@@ -115,11 +118,17 @@ class RequestLog:
             exchange.status = exchange.status or 500
             self._finish(exchange)
             raise
+        if environ.get(DROPPED_ENVIRON_KEY):
+            # Note it now: the server fails writing to the shut socket and may never close the body.
+            self._finish(exchange)
+            return body
         return _NotedBody(body, exchange, self._finish, limit)
 
     def _finish(self, exchange: _Exchange) -> None:
         duration_ms = (time.perf_counter() - exchange.started) * 1000
         environ = exchange.environ
+        if environ.get(DROPPED_ENVIRON_KEY):
+            exchange.status = 0  # nothing reached the client
         method, path, query = exchange.method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
         if self.access:
             target = f"{path}?{query}" if query else path
