@@ -265,7 +265,6 @@ def _repo(args: argparse.Namespace) -> DatasetRepository:
 def cmd_ls(args: argparse.Namespace) -> int:
     """Print one line per dataset, then one per key-value store."""
     repo = _repo(args)
-    print("Datasets")
     page = repo.list_datasets(unnamed=args.unnamed, limit=sys.maxsize)
     id_width = max([17, *(len(dataset.id) for dataset in page.items)])
     print(f"{'ID':<{id_width}}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
@@ -274,7 +273,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         name = dataset.name or "(unnamed)"
         owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
-    print("\nKey-value stores")
+    print()  # then the key-value stores, under their own header (RECORDS where datasets have ITEMS)
     print_stores(KeyValueStoreRepository(repo.root), unnamed=args.unnamed)
     return 0
 

@@ -120,7 +120,7 @@ def parse_ls(stdout: str) -> list[tuple[str, str, str, int]]:
     lines = stdout.splitlines()
     assert lines[0].split() == ["ID", "NAME", "OWNER", "ITEMS", "MODIFIED"]
     rows = []
-    for line in lines[1:]:
+    for line in lines[1 : lines.index("")]:  # the key-value stores follow after a blank line
         dataset_id, name, owner, items, _modified = line.split()
         rows.append((dataset_id, name, owner, int(items)))
     return rows
