@@ -197,13 +197,22 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     def write_metadata(self, folder: str, metadata: RequestQueueMetadata) -> None:
         """Replace a queue's metadata file atomically and record it in the index (callers hold the lock)."""
-        super().write_metadata(folder, metadata)
         index: QueueIndex | None = getattr(self._local, "index", None)
-        if index is not None:
+        if index is not None:  # inside a queue session
+            super().write_metadata(folder, metadata)
             index.set_meta("stamp", _stamp(metadata))
-        elif (self.kind_dir / folder / QUEUE_INDEX_FILENAME).exists():  # a core write (rename, read counters)
-            with open_index(self.kind_dir / folder / QUEUE_INDEX_FILENAME) as opened:
-                if opened.meta("stamp") is not None:
+            return
+        # A core write (rename, read counters): the index follows only if it matched the file it replaces;
+        # if another tool changed the folder meanwhile, the next session must still see that and re-index.
+        path = self.kind_dir / folder / QUEUE_INDEX_FILENAME
+        try:
+            before = _stamp(self.read_metadata(folder)) if path.exists() else None
+        except (RequestQueueCorrupted, RequestQueueNotFound):
+            before = None
+        super().write_metadata(folder, metadata)
+        if before is not None:
+            with open_index(path) as opened:
+                if opened.meta("stamp") == before:
                     opened.set_meta("stamp", _stamp(metadata))
 
     def _check_contents(self, folder: str, metadata: RequestQueueMetadata, repair: bool) -> list[Finding]:

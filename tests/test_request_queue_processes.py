@@ -21,12 +21,15 @@ CONSUMER = r"""
 import json, sys, time
 target, queue_id, client_key = sys.argv[1], sys.argv[2], sys.argv[3]
 if target.startswith("http"):
+    from datetime import timedelta
     from apify_client import ApifyClient
     rq = ApifyClient(token="t", api_url=target, max_retries=8).request_queue(queue_id, client_key=client_key)
-    lock = lambda: [i["id"] for i in rq.list_and_lock_head(lock_secs=60, limit=25)["items"]]
-    get = rq.get_request
-    put = lambda r: rq.update_request(r)["wasAlreadyHandled"]
-    pending = lambda: rq.get()["pendingRequestCount"]
+    lock = lambda: [i.id for i in rq.list_and_lock_head(lock_duration=timedelta(seconds=60), limit=25).items]
+    get = lambda request_id: rq.get_request(request_id).model_dump(by_alias=True, exclude_none=True, mode="json")
+    def put(request):
+        request.pop("lockExpiresAt", None)
+        return rq.update_request(request).was_already_handled
+    pending = lambda: rq.get().pending_request_count
 else:
     from storage_emulator.request_queues import RequestQueueRepository
     repo = RequestQueueRepository(target)
@@ -101,9 +104,28 @@ def assert_exactly_once(handled: list[tuple[str, bool]], root: Path, queue_id: s
     assert (metadata["handled_request_count"], metadata["pending_request_count"]) == (REQUESTS, 0)
 
 
-def test_four_consumers_and_a_killed_one_handle_each_request_once(storage_root: Path) -> None:
-    queue_id = fill(storage_root)
+def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start a server process on a free port; return it and its URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "storage_emulator", "serve", "--root", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdout is not None
+    first = server.stdout.readline()  # "storage-emulator serving <root> at http://127.0.0.1:PORT"
+    return server, first.rsplit(" at ", 1)[1].strip()
 
-    handled = run_consumers([str(storage_root)] * 4, queue_id, storage_root)
+
+def test_consumers_over_two_servers_and_the_repository_handle_each_request_once(storage_root: Path) -> None:
+    queue_id = fill(storage_root)
+    servers = [start_server(storage_root) for _ in range(2)]
+    try:
+        urls = [url for _, url in servers]
+        handled = run_consumers([urls[0], urls[1], str(storage_root), str(storage_root)], queue_id, storage_root)
+    finally:
+        for server, _ in servers:
+            server.terminate()
+            server.communicate(timeout=30)
 
     assert_exactly_once(handled, storage_root, queue_id)

@@ -13,8 +13,9 @@ from ..accounts import AccountRegistry
 from ..errors import EmulatorError
 from ..locks import LOCK_WAIT_SECONDS
 from ..repository import DatasetRepository
+from ..request_queues import RequestQueueRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, org_api, pages
+from . import apify_api, org_api, pages, request_queues_api
 from .cors import enable_cors
 from .envelopes import error_response
 
@@ -54,10 +55,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["storage_emulator"] = repo
     app.extensions["storage_emulator_list_items"] = ListItemEncoder(repo)
     app.extensions["storage_emulator_accounts"] = accounts
+    app.extensions["storage_emulator_request_queues"] = RequestQueueRepository(
+        root, accounts=accounts, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
+    )
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
     app.register_blueprint(apify_api.bp)
+    app.register_blueprint(request_queues_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
     app.register_error_handler(EmulatorError, error_response)
