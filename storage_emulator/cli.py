@@ -22,6 +22,9 @@ from .formats import ExportOptions, render
 from .models import GENERAL_ACCESS_VALUES, ORG_FORMATS
 from .push_body import parse_items
 from .repository import DatasetRepository
+from .request_queues import RequestQueueRepository
+from .rq_cli import add_commands as add_rq_commands
+from .rq_cli import print_queues
 from .serializers import dataset_resource, iso_time
 from .web import DEFAULT_ROOT, create_app
 
@@ -134,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck = commands.add_parser("fsck", help="check the storage root for damage")
     fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")
     fsck.set_defaults(handler=cmd_fsck)
+    add_rq_commands(commands)
     return parser
 
 
@@ -213,6 +217,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         name = dataset.name or "(unnamed)"
         owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
+    queues = RequestQueueRepository(repo.root)
+    if queues.list_request_queues(unnamed=args.unnamed, limit=1).total:
+        print("\nRequest queues:")
+        print_queues(queues, unnamed=args.unnamed)
     return 0
 
 
@@ -347,11 +355,13 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     """Report (and with --repair, fix) damage in the storage root; exit 1 if unrepaired problems remain."""
-    repo = _repo(args)
-    findings = repo.check(repair=args.repair)
-    for finding in findings:
-        state = "repaired" if finding.repaired else "found"
-        print(f"{state}: {repo.KIND_DIR}/{finding.folder}: {finding.problem}")
+    findings = []
+    for repo in (_repo(args), RequestQueueRepository(resolve_root(args))):
+        found = repo.check(repair=args.repair)
+        for finding in found:
+            state = "repaired" if finding.repaired else "found"
+            print(f"{state}: {repo.KIND_DIR}/{finding.folder}: {finding.problem}")
+        findings += found
     if not findings:
         print("no problems found")
     return 1 if any(not finding.repaired for finding in findings) else 0

@@ -40,6 +40,7 @@ from .queue_files import (
     QUEUE_INDEX_FILENAME,
     RECORD_METADATA_SUFFIX,
     REQUEST_QUEUES_DIR,
+    FileRequest,
     Layout,
     RequestQueueMetadata,
     encode_request_file,
@@ -189,7 +190,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     def _synthesized_fields(self, folder: str) -> dict[str, Any]:
         total = handled = 0
-        for parsed in self._scan_files(self.kind_dir / folder):
+        for _name, parsed in self._scan_files(self.kind_dir / folder):
             total += 1
             handled += self._file_is_handled(parsed)
         pending = total - handled
@@ -328,7 +329,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     # ----- rebuilding the index from the files -------------------------------------------------------
 
-    def _scan_files(self, path: Path) -> Iterator[Any]:
+    def _scan_files(self, path: Path) -> Iterator[tuple[str, FileRequest]]:
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except FileNotFoundError:
@@ -340,8 +341,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
                     yield entry.name, parsed
 
     @staticmethod
-    def _file_is_handled(named: Any) -> bool:
-        _name, parsed = named
+    def _file_is_handled(parsed: FileRequest) -> bool:
         if parsed.layout == "js":
             return parsed.order_no is None
         return parsed.request.get("handledAt") is not None
@@ -360,7 +360,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         forefront_seq = _int_map((state or {}).get("forefront_requests"))
         regular_seq = _int_map((state or {}).get("regular_requests"))
         index.clear()
-        ranked: list[tuple[tuple[int, float, int], str, Any]] = []
+        ranked: list[tuple[tuple[int, float, int], str, FileRequest]] = []
         for position, (name, parsed) in enumerate(files):
             key = parsed.request["uniqueKey"]
             if parsed.layout == "js":
@@ -378,7 +378,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         total = handled = 0
         for position, (rank, name, parsed) in enumerate(ranked):
             request = parsed.request
-            is_handled = self._file_is_handled((name, parsed))
+            is_handled = self._file_is_handled(parsed)
             if rank[0] == 0:
                 sort_key = -(len(front) - position)  # keeps forefront first, in their order
             else:
@@ -709,11 +709,15 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     # ----- the head and locks ------------------------------------------------------------------------
 
-    def get_head(self, ref: str, *, limit: int = 100, client_key: str | None = None) -> Head:
-        """Return up to ``limit`` requests a consumer could take next: pending, unlocked, in head order."""
+    def get_head(self, ref: str, *, limit: int = 100, client_key: str | None = None, as_client: bool = True) -> Head:
+        """Return up to ``limit`` requests a consumer could take next: pending, unlocked, in head order.
+
+        ``as_client=False`` looks without counting as a client (the pages and the CLI do).
+        """
         check_client_key(client_key)
         with self._session(ref, None) as session:
-            self._note_client(session, client_key)
+            if as_client:
+                self._note_client(session, client_key)
             rows = session.index.head(session.now_us, limit)
             items = [HeadItem(row.id, row.unique_key, row.url, row.method, row.retry_count) for row in rows]
             has_locked = session.index.has_locked(session.now_us)
@@ -850,7 +854,7 @@ def _int_map(value: Any) -> dict[str, int]:
     return {key: seq for key, seq in value.items() if isinstance(key, str) and isinstance(seq, int)}
 
 
-def _read_request_file(path: Path) -> Any:
+def _read_request_file(path: Path) -> FileRequest | None:
     try:
         raw = path.read_bytes()
     except OSError:

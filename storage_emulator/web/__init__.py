@@ -15,7 +15,7 @@ from ..locks import LOCK_WAIT_SECONDS
 from ..repository import DatasetRepository
 from ..request_queues import RequestQueueRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, org_api, pages, request_queues_api
+from . import apify_api, org_api, pages, request_queue_pages, request_queues_api
 from .cors import enable_cors
 from .envelopes import error_response
 
@@ -63,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(request_queues_api.bp)
+    app.register_blueprint(request_queue_pages.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
     app.register_error_handler(EmulatorError, error_response)
