@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
 from benchmarks.harness import REPO_ROOT, Table, fmt_duration
 from benchmarks.items import ItemsConfig, run_items
 from benchmarks.listing import ListingConfig, run_listing
+from benchmarks.request_queues import QueuesConfig, run_request_queues
 
 FULL_LISTING = ListingConfig(
     sizes=(1_000, 10_000), cold_samples=5, warm_list_runs=30, lookup_runs=200, floor_runs=9, create_runs=10
@@ -31,13 +32,15 @@ FULL_ITEMS = ItemsConfig(
     items=100_000, batch=1_000, page=100, page_runs=30, crawlee_page_runs=10, floor_per_batch=1_000
 )
 QUICK_ITEMS = ItemsConfig(items=10_000, batch=1_000, page=100, page_runs=15, crawlee_page_runs=5, floor_per_batch=1_000)
+FULL_QUEUES = QueuesConfig(requests=100_000, consumed=10_000, consumers=4, head_runs=50)
+QUICK_QUEUES = QueuesConfig(requests=5_000, consumed=1_000, consumers=4, head_runs=20)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a fast check (about a minute)")
-    parser.add_argument("--only", choices=("listing", "items"), help="run one section only")
+    parser.add_argument("--only", choices=("listing", "items", "queues"), help="run one section only")
     parser.add_argument(
         "--tmp", default=None, help="parent folder of the scratch storage roots (default: the system temp dir)"
     )
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             run_listing(table, workspace, listing, random.Random(args.seed))
         if args.only in (None, "items"):
             run_items(table, workspace, items)
+        if args.only in (None, "queues"):
+            run_request_queues(table, workspace, QUICK_QUEUES if args.quick else FULL_QUEUES)
         table.summary()
         if _code_fingerprint() != code_before:
             print("\nWARNING: the storage_emulator code changed during the run; the figures may mix versions")
