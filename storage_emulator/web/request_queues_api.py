@@ -8,7 +8,6 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ..errors import InvalidInput, InvalidParameter
-from ..policy import OWNERSHIP_VALUES
 from ..push_body import read_body
 from ..request_queue_serializers import (
     add_result,
@@ -21,7 +20,8 @@ from ..request_queue_serializers import (
 from ..request_queues import MAX_LOCK_REQUESTS, MAX_LOCK_SECONDS
 from .access import request_queues, require_caller, resolve_for_read, resolve_for_write
 from .envelopes import json_response
-from .params import bool_param, choice_param, int_param, list_param
+from .params import bool_param, int_param, list_param
+from .storage_views import list_arguments, page_head, update_changes
 
 bp = Blueprint("apify_request_queues", __name__, url_prefix="/v2/request-queues")
 
@@ -94,27 +94,10 @@ def lock_secs_param() -> int:
 @bp.get("")
 def list_request_queues() -> Response:
     """List the caller's request queues."""
-    args = request.args
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX
-    page = request_queues().list_request_queues(
-        caller=require_caller(),
-        offset=int_param(args, "offset", 0) or 0,
-        limit=min(limit, LIST_LIMIT_MAX),
-        desc=bool_param(args, "desc"),
-        unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    )
     repo = request_queues()
-    data = {
-        "total": page.total,
-        "offset": page.offset,
-        "limit": page.limit,
-        "desc": page.desc,
-        "count": len(page.items),
-        "unnamed": bool_param(args, "unnamed"),
-        "items": [request_queue_list_item(queue, repo) for queue in page.items],
-    }
-    return json_response({"data": data})
+    page = repo.list_request_queues(caller=require_caller(), **list_arguments())
+    items = [request_queue_list_item(queue, repo) for queue in page.items]
+    return json_response({"data": {**page_head(page), "items": items}})
 
 
 @bp.post("")
@@ -140,17 +123,7 @@ def get_request_queue(ref: str) -> Response:
 def update_request_queue(ref: str) -> Response:
     """Rename a queue, or set its ``generalAccess`` or ``title``."""
     queue, _caller = resolve_for_write(request_queues(), ref)
-    body = json_object_body()
-    changes: dict[str, Any] = {}
-    for field in ("name", "title"):
-        if field in body:
-            value = body[field]
-            if value is not None and not isinstance(value, str):
-                raise InvalidParameter(field, "must be a string or null", location="body")
-            changes[field] = (value or None) if field == "name" else value
-    if body.get("generalAccess") is not None:
-        changes["general_access"] = body["generalAccess"]
-    return json_response({"data": render(request_queues().update_request_queue(queue.id, **changes))})
+    return json_response({"data": render(request_queues().update_request_queue(queue.id, **update_changes()))})
 
 
 @bp.delete("/<ref>")
