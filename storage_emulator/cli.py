@@ -277,11 +277,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         name = dataset.name or "(unnamed)"
         owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
-    print()  # then the key-value stores, under their own header (RECORDS where datasets have ITEMS)
+    print("\nKey-value stores:")  # each kind under its own title and header, after a blank line
     print_stores(KeyValueStoreRepository(repo.root), unnamed=args.unnamed)
     queues = RequestQueueRepository(repo.root)
     if queues.list_request_queues(unnamed=args.unnamed, limit=1).total:
-        print()  # then the request queues, under their own header
+        print("\nRequest queues:")
         print_queues(queues, unnamed=args.unnamed)
     return 0
 
