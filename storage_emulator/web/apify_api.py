@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from ..errors import InvalidInput, InvalidParameter
+from ..errors import InvalidParameter
 from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import field_statistics
 from ..push_body import parse_items, read_body
-from ..repository import OWNERSHIP_VALUES
 from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import policy, repo, require_caller, resolve_for_read, resolve_for_write
-from .envelopes import json_page_response, json_response
-from .params import bool_param, choice_param, int_param, list_param
+from .bodies import json_object_body
+from .envelopes import json_page_response, json_response, listing_head
+from .params import bool_param, int_param, list_param, listing_params
 
 bp = Blueprint("apify", __name__, url_prefix="/v2")
 
-LIST_LIMIT_MAX = 1000
 NO_LIMIT_HEADER_VALUE = "999999999999"
 
 
@@ -45,24 +43,9 @@ def render_dataset(dataset: Any, *, may_write: bool) -> dict[str, Any]:
 def list_datasets() -> Response:
     """List the caller's datasets."""
     args = request.args
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
-    page = repo().list_datasets(
-        caller=require_caller(),
-        offset=int_param(args, "offset", 0) or 0,
-        limit=min(limit, LIST_LIMIT_MAX),
-        desc=bool_param(args, "desc"),
-        unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    )
+    page = repo().list_datasets(caller=require_caller(), **listing_params(args))
     encoder: ListItemEncoder = current_app.extensions["storage_emulator_list_items"]
-    head = {
-        "total": page.total,
-        "offset": page.offset,
-        "limit": page.limit,
-        "desc": page.desc,
-        "count": len(page.items),
-        "unnamed": bool_param(args, "unnamed"),
-    }
+    head = {**listing_head(page), "unnamed": bool_param(args, "unnamed")}
     return json_page_response(head, [encoder.encode(dataset) for dataset in page.items])
 
 
@@ -85,7 +68,7 @@ def _create_body_schema() -> dict[str, Any] | None:
     """Read the optional ``{"schema": ...}`` of a create body (JSON ``{}``, an empty form body, or nothing)."""
     if request.mimetype == "application/x-www-form-urlencoded":
         return None  # the JS client's empty form body
-    schema: dict[str, Any] | None = _json_object_body().get("schema")
+    schema: dict[str, Any] | None = json_object_body().get("schema")
     return schema  # checked by the repository before anything is written
 
 
@@ -101,7 +84,7 @@ def get_dataset(ref: str) -> Response:
 def update_dataset(ref: str) -> Response:
     """Rename a dataset, or set its ``generalAccess`` or ``title``."""
     dataset, _caller = resolve_for_write(repo(), ref)
-    body = _json_object_body()
+    body = json_object_body()
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = _string_or_null(body, "name") or None  # "" makes it unnamed, as null does
@@ -117,20 +100,6 @@ def _string_or_null(body: dict[str, Any], field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidParameter(field, "must be a string or null", location="body")
     return value
-
-
-def _json_object_body() -> dict[str, Any]:
-    """Parse a JSON object body; an empty body is ``{}``."""
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
 
 
 @bp.delete("/datasets/<ref>")

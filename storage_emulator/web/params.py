@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from ..errors import InvalidParameter
+from ..policy import OWNERSHIP_VALUES
 
 INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
+LIST_LIMIT_MAX = 1000
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -60,3 +63,15 @@ def choice_param(args: Mapping[str, str], name: str, choices: tuple[str, ...], d
     if raw not in choices:
         raise InvalidParameter(name, "must be one of " + ", ".join(choices))
     return raw
+
+
+def listing_params(args: Mapping[str, str]) -> dict[str, Any]:
+    """Parse a storage listing: ``offset``, ``limit`` (0 = default; ≤ 1000), ``desc``, ``unnamed``, ``ownership``."""
+    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
+    return {
+        "offset": int_param(args, "offset", 0) or 0,
+        "limit": min(limit, LIST_LIMIT_MAX),
+        "desc": bool_param(args, "desc"),
+        "unnamed": bool_param(args, "unnamed"),
+        "ownership": choice_param(args, "ownership", OWNERSHIP_VALUES, None),
+    }
