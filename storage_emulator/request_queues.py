@@ -9,6 +9,7 @@ can serve one queue at once, and a lock, a handled mark or a counter is decided 
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
@@ -16,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,6 +180,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
     METADATA = RequestQueueMetadata
     NOT_FOUND = RequestQueueNotFound
     CORRUPTED = RequestQueueCorrupted
+    LOCK_POLL_SECONDS = 0.002  # every consumer call takes the queue's lock for about a millisecond
 
     def __init__(self, root: str | os.PathLike[str], *, clock: Callable[[], datetime] = utc_now, **options: Any):
         super().__init__(root, **options)
@@ -185,6 +188,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         self._local = threading.local()
         self._timers: dict[str, threading.Timer] = {}
         self._timers_lock = threading.Lock()
+        atexit.register(_flush_states_at_exit, weakref.ref(self))
 
     # ----- the kind's hooks into the core ------------------------------------------------------------
 
@@ -292,6 +296,15 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
             timer.daemon = True
             self._timers[queue_id] = timer
         timer.start()
+
+    def flush_pending_states(self) -> None:
+        """Write now the state records that a timer would write within the interval (at exit)."""
+        with self._timers_lock:
+            pending = list(self._timers.items())
+            self._timers.clear()
+        for queue_id, timer in pending:
+            timer.cancel()
+            self._flush_state_soon(queue_id)
 
     def _flush_state_soon(self, queue_id: str) -> None:
         with self._timers_lock:
@@ -818,6 +831,12 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
 
 # ----- helpers -----------------------------------------------------------------------------------------
+
+
+def _flush_states_at_exit(ref: weakref.ref[RequestQueueRepository]) -> None:
+    repo = ref()
+    if repo is not None:
+        repo.flush_pending_states()
 
 
 def _holder(client_key: str | None) -> str:

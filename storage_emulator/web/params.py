@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import request
-
-from ..errors import InvalidInput, InvalidParameter
+from ..errors import InvalidParameter
 
 INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
 TRUE_VALUES = ("true", "1")
@@ -64,22 +61,6 @@ def choice_param(args: Mapping[str, str], name: str, choices: tuple[str, ...], d
     if raw not in choices:
         raise InvalidParameter(name, "must be one of " + ", ".join(choices))
     return raw
-
-
-def json_object_body() -> dict[str, Any]:
-    """Parse the request's JSON object body; an empty body is ``{}``."""
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-    except RecursionError:
-        raise InvalidInput("The request body is JSON nested too deeply to read") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
 
 
 def string_or_null(body: dict[str, Any], field: str) -> str | None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..errors import InvalidInput, InvalidParameter
-from ..push_body import read_body
+from ..errors import InvalidParameter
 from ..request_queue_serializers import (
     add_result,
     head_json,
@@ -19,13 +17,13 @@ from ..request_queue_serializers import (
 )
 from ..request_queues import MAX_LOCK_REQUESTS, MAX_LOCK_SECONDS
 from .access import request_queues, require_caller, resolve_for_read, resolve_for_write
+from .bodies import json_array_body, json_object_body
 from .envelopes import json_response
 from .params import bool_param, int_param, list_param
 from .storage_views import list_arguments, page_head, update_changes
 
 bp = Blueprint("apify_request_queues", __name__, url_prefix="/v2/request-queues")
 
-LIST_LIMIT_MAX = 1000
 HEAD_LIMIT_DEFAULT = 100
 HEAD_LIMIT_MAX = 1000
 REQUESTS_LIMIT_DEFAULT = 100
@@ -46,37 +44,6 @@ def render(queue: Any) -> dict[str, Any]:
 def client_key() -> str | None:
     """Return the ``clientKey`` parameter (checked by the repository); empty means absent."""
     return request.args.get("clientKey") or None
-
-
-def json_body() -> Any:
-    """Parse the (possibly compressed) JSON body, at most 9 MiB decoded."""
-    raw = read_body(request.stream, request.headers.get("Content-Encoding"))
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-
-
-def json_object_body() -> dict[str, Any]:
-    """Parse a JSON object body; an empty body (or the JS client's empty form) is ``{}``."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return {}
-    body = json_body()
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
-
-
-def json_array_body() -> list[Any]:
-    """Parse a JSON array body (a batch)."""
-    body = json_body()
-    if not isinstance(body, list):
-        raise InvalidInput("The request body must be a JSON array of requests")
-    return body
 
 
 def lock_secs_param() -> int:

@@ -8,7 +8,8 @@ from flask import request
 
 from ..policy import OWNERSHIP_VALUES
 from ..storage_collection import StoragePage
-from .params import bool_param, choice_param, int_param, json_object_body, string_or_null
+from .bodies import json_object_body
+from .params import bool_param, choice_param, int_param, string_or_null
 
 LIST_LIMIT_MAX = 1000
 
