@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="storage-emulator",
-        description="Offline emulator of the Apify API v2 storage (datasets, key-value stores).",
+        description="Offline emulator of the Apify API v2 storage (datasets, key-value stores, request queues).",
     )
     parser.add_argument(
         "--root", default=None, help=f"storage root (default: ${ROOT_ENV} or {DEFAULT_ROOT}, as Crawlee uses)"
