@@ -168,3 +168,48 @@ class UnsupportedContentEncoding(EmulatorError):
 
     status = 415
     error_type = "unsupported-content-encoding"
+
+
+# ----- request queues -------------------------------------------------------------------------------
+
+
+class RequestQueueNotFound(StorageNotFound):
+    """No request queue answers to this reference (id, ``~name`` or ``username~name``)."""
+
+    label = "Request queue"
+
+
+class RequestQueueCorrupted(StorageCorrupted):
+    """A request queue's metadata, request files or index cannot be read."""
+
+    error_type = "request-queue-corrupted"
+
+
+class RequestNotFound(RecordNotFound):
+    """The queue holds no request with this id."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__("Request was not found")
+        self.request_id = request_id
+
+
+class RequestLockConflict(EmulatorError):
+    """A lock call on a request that is handled, not locked, or locked by another client.
+
+    409: the request's state forbids it; retrying the same call does not help, so it is not a 5xx.
+    """
+
+    status = 409
+    error_type = "request-handled-or-locked"
+
+
+class RequestIdInvalid(InvalidInput):
+    """A request's ``id`` does not match its ``uniqueKey`` (or the id in the path)."""
+
+    error_type = "request-id-invalid"
+
+
+class InvalidClientKey(InvalidInput):
+    """A ``clientKey`` that is not 1 to 32 characters."""
+
+    error_type = "invalid-client-key"

@@ -16,8 +16,9 @@ from ..key_value_stores import KeyValueStoreRepository
 from ..locks import LOCK_WAIT_SECONDS
 from ..push_body import MAX_RAW_BODY_BYTES
 from ..repository import DatasetRepository
+from ..request_queues import RequestQueueRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, key_value_stores_api, org_api, pages
+from . import apify_api, key_value_stores_api, org_api, pages, request_queues_api
 from .cors import enable_cors
 from .envelopes import error_response
 
@@ -74,6 +75,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["storage_emulator_key_value_stores"] = KeyValueStoreRepository(
         root, accounts=accounts, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
     )
+    app.extensions["storage_emulator_request_queues"] = RequestQueueRepository(
+        root, accounts=accounts, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
+    )
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
@@ -83,6 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["record_key"] = RecordKeyConverter
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(key_value_stores_api.bp)
+    app.register_blueprint(request_queues_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
     app.register_error_handler(EmulatorError, error_response)

@@ -19,6 +19,7 @@ from ..errors import InsufficientPermissions, InvalidToken, StorageNotFound, Tok
 from ..models import StorageMetadata
 from ..policy import AccessPolicy
 from ..repository import DatasetRepository
+from ..request_queues import RequestQueueRepository
 from ..signing import verify_signature
 from ..storage_collection import StorageCollection
 
@@ -43,6 +44,11 @@ def registry() -> AccountRegistry:
 def repo() -> DatasetRepository:
     """Return the app's repository."""
     return current_app.extensions["storage_emulator"]  # type: ignore[no-any-return]
+
+
+def request_queues() -> RequestQueueRepository:
+    """Return the app's request-queue repository."""
+    return current_app.extensions["storage_emulator_request_queues"]  # type: ignore[no-any-return]
 
 
 def policy() -> AccessPolicy:
