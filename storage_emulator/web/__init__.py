@@ -17,8 +17,9 @@ from ..locks import LOCK_WAIT_SECONDS
 from ..push_body import MAX_RAW_BODY_BYTES
 from ..repository import DatasetRepository
 from ..request_queues import RequestQueueRepository
+from ..runs import RunRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, key_value_stores_api, org_api, pages, request_queues_api
+from . import apify_api, key_value_stores_api, org_api, pages, request_queues_api, runs_api
 from .cors import enable_cors
 from .envelopes import error_response
 
@@ -78,6 +79,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["storage_emulator_request_queues"] = RequestQueueRepository(
         root, accounts=accounts, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
     )
+    app.extensions["storage_emulator_runs"] = RunRepository(
+        root, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
+    )
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
@@ -88,6 +92,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(key_value_stores_api.bp)
     app.register_blueprint(request_queues_api.bp)
+    app.register_blueprint(runs_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
     app.register_error_handler(EmulatorError, error_response)
