@@ -217,12 +217,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         command=command,
     )
     if args.server:
-        return _run_child(root, run, command, api_url=args.server, token=token)
+        return _run_child(root, run, command, api_url=args.server, token=token, browse=args.server)
     with serving(root, args.accounts) as url:
-        return _run_child(root, run, command, api_url=url, token=token)
+        # This server stops with the run: point at the one a person starts to browse afterwards.
+        return _run_child(root, run, command, api_url=url, token=token, browse=None)
 
 
-def _run_child(root: Path, run: RunRecord, command: list[str], *, api_url: str, token: str) -> int:
+def _run_child(root: Path, run: RunRecord, command: list[str], *, api_url: str, token: str, browse: str | None) -> int:
     env = {key: value for key, value in os.environ.items() if key not in CLEARED_VARIABLES}
     env.update(run_environment(run, api_url=api_url, token=token))
     print(f"storage-emulator: run {run.id} at {api_url}: {' '.join(command)}", file=sys.stderr, flush=True)
@@ -248,11 +249,11 @@ def _run_child(root: Path, run: RunRecord, command: list[str], *, api_url: str, 
     exit_code = returncode if returncode >= 0 else 128 - returncode  # killed by signal n: 128 + n
     status = "ABORTED" if aborted.is_set() else "SUCCEEDED" if exit_code == 0 else "FAILED"
     finished = runs.finish_run(run.id, status=status, exit_code=exit_code)
-    print_summary(root, finished, api_url=api_url)
+    print_summary(root, finished, browse=browse)
     return exit_code
 
 
-def print_summary(root: Path, run: RunRecord, *, api_url: str) -> None:
+def print_summary(root: Path, run: RunRecord, *, browse: str | None) -> None:
     """Print how the run ended and what its storages hold (to standard error: stdout is the Actor's)."""
     out = sys.stderr
     owner = Account(id=run.user_id, username=run.username)
@@ -277,7 +278,12 @@ def print_summary(root: Path, run: RunRecord, *, api_url: str) -> None:
     if run.charged_event_counts:
         charges = ", ".join(f"{name} × {count}" for name, count in sorted(run.charged_event_counts.items()))
         print(f"  charged: {charges} (${run.charged_usd():g})", file=out)
-    print(f"  browse: {api_url.rstrip('/')}/view/runs/{run.id} (while an emulator serves {root})", file=out)
+    if browse is not None:
+        print(f"  browse: {browse.rstrip('/')}/view/runs/{run.id}", file=out)
+    else:
+        print(
+            f"  browse: `storage-emulator serve --root {root}`, then http://127.0.0.1:8000/view/runs/{run.id}", file=out
+        )
 
 
 def _touched(storage: Any, run: RunRecord, owner: Account, kind: Any) -> bool:
