@@ -51,13 +51,19 @@ def read_record(root: Path, store_id: str, key: str) -> Any:
         return json.loads(handle.read())
 
 
-def assert_crawled(root: Path, run: RunRecord, site: str) -> None:  # noqa: F811
-    """Check what the Python Actor wrote: every page once, in both datasets, OUTPUT, the charges."""
+def assert_crawled(
+    root: Path,
+    run: RunRecord,
+    site: str,  # noqa: F811
+    named_dataset: str = "py-pages",
+    final_messages: tuple[str, ...] = (f"Crawled {SITE_PAGES} pages",),
+) -> None:
+    """Check what the test Actors write: every page once, in both datasets, OUTPUT, the charges."""
     pages = {f"{site}/page/{n}" for n in range(SITE_PAGES)}
     datasets = DatasetRepository(root)
     items = list(datasets.read_items(run.default_dataset_id).items())
     assert sorted(item["url"] for item in items) == sorted(pages)  # each page once
-    named = list(datasets.read_items("~py-pages").items())
+    named = list(datasets.read_items(f"~{named_dataset}").items())
     assert sorted(item["url"] for item in named) == sorted(pages)
     assert read_record(root, run.default_key_value_store_id, "OUTPUT") == {"handled": SITE_PAGES, "failed": 0}
     queue = RequestQueueRepository(root).get_request_queue(run.default_request_queue_id)
@@ -67,7 +73,7 @@ def assert_crawled(root: Path, run: RunRecord, site: str) -> None:  # noqa: F811
         0,
     )
     assert run.charged_event_counts == {"page": SITE_PAGES}
-    assert run.status_message == f"Crawled {SITE_PAGES} pages" and run.is_status_message_terminal is True
+    assert run.status_message in final_messages and run.is_status_message_terminal is True
 
 
 def test_python_sdk_actor_under_run(storage_root: Path, site: str, tmp_path: Path) -> None:  # noqa: F811
