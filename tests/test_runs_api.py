@@ -214,3 +214,33 @@ def test_pages_list_and_show_runs(storage_root: Path, client: FlaskClient) -> No
     assert "FAILED" in page and "exit code 3" in page and "<td>page</td><td>4</td>" in page
     assert f"/view/datasets/{run.default_dataset_id}" in page
     assert client.get("/view/runs/nope").status_code == 404
+
+
+def test_enforced_mode_only_the_owner_changes_or_charges_a_run(storage_root: Path, tmp_path: Path) -> None:
+    from storage_emulator.accounts import AccountRegistry, default_accounts_path
+    from storage_emulator.web import create_app
+
+    path = default_accounts_path(storage_root)
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        json.dumps(
+            {"accounts": [{"username": "olivia", "token": "tok-olivia"}, {"username": "oscar", "token": "tok-o"}]}
+        )
+    )
+    olivia = AccountRegistry.load(storage_root).by_username("olivia")
+    assert olivia is not None
+    run = create_run(storage_root, owner=olivia, pricing_info=normalize_pricing(PPE))
+    http = create_app({"ROOT": str(storage_root), "TESTING": True}).test_client()
+    owner, other = {"Authorization": "Bearer tok-olivia"}, {"Authorization": "Bearer tok-o"}
+
+    assert http.get(f"/v2/actor-runs/{run.id}").status_code == 200  # no token needed: the id is the secret
+    assert http.put(f"/v2/actor-runs/{run.id}", json={"statusMessage": "x"}).status_code == 401
+    assert http.put(f"/v2/actor-runs/{run.id}", json={"statusMessage": "x"}, headers=other).status_code == 403
+    charge = f"/v2/actor-runs/{run.id}/charge"
+    assert http.post(charge, json={"eventName": "page"}, headers=other).status_code == 403
+    assert http.post(charge, json={"eventName": "page"}, headers=owner).status_code == 201
+    assert RunRepository(storage_root).get_run(run.id).charged_event_counts == {"page": 1}
+    assert [item["id"] for item in http.get("/v2/actor-runs", headers=owner).get_json()["data"]["items"]] == [run.id]
+    assert http.get("/v2/actor-runs", headers=other).get_json()["data"]["items"] == []
+    assert http.get("/v2/users/me").status_code == 401
+    assert http.get("/v2/users/me", headers=other).get_json()["data"]["username"] == "oscar"
