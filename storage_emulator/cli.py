@@ -25,6 +25,9 @@ from .key_value_stores import KeyValueStoreRepository
 from .models import GENERAL_ACCESS_VALUES, ORG_FORMATS
 from .push_body import parse_items
 from .repository import DatasetRepository
+from .request_queues import RequestQueueRepository
+from .rq_cli import add_commands as add_rq_commands
+from .rq_cli import print_queues
 from .serializers import dataset_resource, iso_time
 from .web import DEFAULT_ROOT, create_app
 
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck = commands.add_parser("fsck", help="check the storage root for damage (every storage kind)")
     fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")
     fsck.set_defaults(handler=cmd_fsck)
+    add_rq_commands(commands)
     return parser
 
 
@@ -225,6 +229,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
     print("\nKey-value stores")
     print_stores(KeyValueStoreRepository(repo.root), unnamed=args.unnamed)
+    queues = RequestQueueRepository(repo.root)
+    if queues.list_request_queues(unnamed=args.unnamed, limit=1).total:
+        print("\nRequest queues:")
+        print_queues(queues, unnamed=args.unnamed)
     return 0
 
 
@@ -361,7 +369,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     """Report (and with --repair, fix) damage in the storage root; exit 1 if unrepaired problems remain."""
     root = resolve_root(args)
     findings = []
-    for kind in (DatasetRepository(root), KeyValueStoreRepository(root)):
+    for kind in (DatasetRepository(root), KeyValueStoreRepository(root), RequestQueueRepository(root)):
         for finding in kind.check(repair=args.repair):
             state = "repaired" if finding.repaired else "found"
             print(f"{state}: {kind.KIND_DIR}/{finding.folder}: {finding.problem}")

@@ -22,14 +22,19 @@ log = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 10.0
 """How long a writer waits for a lock before giving up with ``StorageBusy``."""
+LOCK_POLL_SECONDS = 0.05
+"""How often a waiting writer retries a busy lock (filelock polls; it has no blocking wait with a timeout)."""
 
 
 class StorageLocks:
     """The lock files under ``<root>/.storage-emulator/locks``."""
 
-    def __init__(self, locks_dir: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+    def __init__(
+        self, locks_dir: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS, poll_seconds: float = LOCK_POLL_SECONDS
+    ) -> None:
         self.locks_dir = locks_dir
         self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
         locks_dir.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, scope: str, key: str) -> Path:
@@ -41,7 +46,7 @@ class StorageLocks:
         """Hold the lock of ``key`` in ``scope``, or raise ``StorageBusy`` after the bounded wait."""
         lock = FileLock(self.path_for(scope, key), timeout=self.wait_seconds)
         try:
-            lock.acquire()
+            lock.acquire(poll_interval=self.poll_seconds)
         except Timeout:
             log.warning("lock %s-%s not free after %.1f s: answered busy", scope, key, self.wait_seconds)
             raise StorageBusy(

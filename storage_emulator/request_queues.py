@@ -9,6 +9,7 @@ can serve one queue at once, and a lock, a handled mark or a counter is decided 
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
@@ -16,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from .queue_files import (
     QUEUE_INDEX_FILENAME,
     RECORD_METADATA_SUFFIX,
     REQUEST_QUEUES_DIR,
+    FileRequest,
     Layout,
     RequestQueueMetadata,
     encode_request_file,
@@ -177,6 +180,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
     METADATA = RequestQueueMetadata
     NOT_FOUND = RequestQueueNotFound
     CORRUPTED = RequestQueueCorrupted
+    LOCK_POLL_SECONDS = 0.002  # every consumer call takes the queue's lock for about a millisecond
 
     def __init__(self, root: str | os.PathLike[str], *, clock: Callable[[], datetime] = utc_now, **options: Any):
         super().__init__(root, **options)
@@ -184,12 +188,13 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         self._local = threading.local()
         self._timers: dict[str, threading.Timer] = {}
         self._timers_lock = threading.Lock()
+        atexit.register(_flush_states_at_exit, weakref.ref(self))
 
     # ----- the kind's hooks into the core ------------------------------------------------------------
 
     def _synthesized_fields(self, folder: str) -> dict[str, Any]:
         total = handled = 0
-        for parsed in self._scan_files(self.kind_dir / folder):
+        for _name, parsed in self._scan_files(self.kind_dir / folder):
             total += 1
             handled += self._file_is_handled(parsed)
         pending = total - handled
@@ -292,6 +297,15 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
             self._timers[queue_id] = timer
         timer.start()
 
+    def flush_pending_states(self) -> None:
+        """Write now the state records that a timer would write within the interval (at exit)."""
+        with self._timers_lock:
+            pending = list(self._timers.items())
+            self._timers.clear()
+        for queue_id, timer in pending:
+            timer.cancel()
+            self._flush_state_soon(queue_id)
+
     def _flush_state_soon(self, queue_id: str) -> None:
         with self._timers_lock:
             self._timers.pop(queue_id, None)
@@ -328,7 +342,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     # ----- rebuilding the index from the files -------------------------------------------------------
 
-    def _scan_files(self, path: Path) -> Iterator[Any]:
+    def _scan_files(self, path: Path) -> Iterator[tuple[str, FileRequest]]:
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except FileNotFoundError:
@@ -340,8 +354,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
                     yield entry.name, parsed
 
     @staticmethod
-    def _file_is_handled(named: Any) -> bool:
-        _name, parsed = named
+    def _file_is_handled(parsed: FileRequest) -> bool:
         if parsed.layout == "js":
             return parsed.order_no is None
         return parsed.request.get("handledAt") is not None
@@ -360,7 +373,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         forefront_seq = _int_map((state or {}).get("forefront_requests"))
         regular_seq = _int_map((state or {}).get("regular_requests"))
         index.clear()
-        ranked: list[tuple[tuple[int, float, int], str, Any]] = []
+        ranked: list[tuple[tuple[int, float, int], str, FileRequest]] = []
         for position, (name, parsed) in enumerate(files):
             key = parsed.request["uniqueKey"]
             if parsed.layout == "js":
@@ -378,7 +391,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         total = handled = 0
         for position, (rank, name, parsed) in enumerate(ranked):
             request = parsed.request
-            is_handled = self._file_is_handled((name, parsed))
+            is_handled = self._file_is_handled(parsed)
             if rank[0] == 0:
                 sort_key = -(len(front) - position)  # keeps forefront first, in their order
             else:
@@ -709,11 +722,15 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     # ----- the head and locks ------------------------------------------------------------------------
 
-    def get_head(self, ref: str, *, limit: int = 100, client_key: str | None = None) -> Head:
-        """Return up to ``limit`` requests a consumer could take next: pending, unlocked, in head order."""
+    def get_head(self, ref: str, *, limit: int = 100, client_key: str | None = None, as_client: bool = True) -> Head:
+        """Return up to ``limit`` requests a consumer could take next: pending, unlocked, in head order.
+
+        ``as_client=False`` looks without counting as a client (the pages and the CLI do).
+        """
         check_client_key(client_key)
         with self._session(ref, None) as session:
-            self._note_client(session, client_key)
+            if as_client:
+                self._note_client(session, client_key)
             rows = session.index.head(session.now_us, limit)
             items = [HeadItem(row.id, row.unique_key, row.url, row.method, row.retry_count) for row in rows]
             has_locked = session.index.has_locked(session.now_us)
@@ -827,6 +844,12 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 # ----- helpers -----------------------------------------------------------------------------------------
 
 
+def _flush_states_at_exit(ref: weakref.ref[RequestQueueRepository]) -> None:
+    repo = ref()
+    if repo is not None:
+        repo.flush_pending_states()
+
+
 def _holder(client_key: str | None) -> str:
     """Return who holds a lock taken with this ``clientKey`` (calls without one share the empty holder)."""
     return client_key or ""
@@ -850,7 +873,7 @@ def _int_map(value: Any) -> dict[str, int]:
     return {key: seq for key, seq in value.items() if isinstance(key, str) and isinstance(seq, int)}
 
 
-def _read_request_file(path: Path) -> Any:
+def _read_request_file(path: Path) -> FileRequest | None:
     try:
         raw = path.read_bytes()
     except OSError:

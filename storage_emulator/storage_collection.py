@@ -33,7 +33,7 @@ from .accounts import DEFAULT_ACCOUNT, Account, AccountRegistry
 from .errors import InvalidParameter, NameNotUnique, StorageCorrupted, StorageNotFound
 from .files import atomic_write_text
 from .folder_index import FolderIndex, Snapshot
-from .locks import LOCK_WAIT_SECONDS, StorageLocks
+from .locks import LOCK_POLL_SECONDS, LOCK_WAIT_SECONDS, StorageLocks
 from .models import EMULATOR_DIR, GENERAL_ACCESS_VALUES, METADATA_FILENAME, StorageMetadata, utc_now
 from .naming import FOREIGN_ID_PATTERN, ID_PATTERN, check_name, id_for_folder, is_valid_name, new_id, safe_child
 from .policy import OWNERSHIP_VALUES, AccessPolicy
@@ -100,6 +100,8 @@ class StorageCollection(Generic[M]):
     METADATA: ClassVar[type[StorageMetadata]]
     NOT_FOUND: ClassVar[type[StorageNotFound]]
     CORRUPTED: ClassVar[type[StorageCorrupted]]
+    LOCK_POLL_SECONDS: ClassVar[float] = LOCK_POLL_SECONDS
+    """How often a writer retries a busy storage lock; a kind whose locks are short and contended polls faster."""
 
     def __init__(
         self,
@@ -112,7 +114,9 @@ class StorageCollection(Generic[M]):
         self.root = Path(root)
         self.kind_dir = self.root / self.KIND_DIR
         self.kind_dir.mkdir(parents=True, exist_ok=True)
-        self.locks = StorageLocks(self.root / EMULATOR_DIR / "locks", wait_seconds=lock_wait_seconds)
+        self.locks = StorageLocks(
+            self.root / EMULATOR_DIR / "locks", wait_seconds=lock_wait_seconds, poll_seconds=self.LOCK_POLL_SECONDS
+        )
         self.policy = AccessPolicy(accounts or AccountRegistry.load(self.root), default_account=default_account)
         self.index: FolderIndex[M] = FolderIndex(str(self.kind_dir), self.read_metadata)
         self.reads = ReadTracker()

@@ -124,6 +124,8 @@ def parse_ls(stdout: str) -> list[tuple[str, str, str, int]]:
     assert lines[0].split() == ["ID", "NAME", "OWNER", "ITEMS", "MODIFIED"]
     rows = []
     for line in lines[1:]:
+        if not line.strip():
+            break  # the request-queue table follows
         dataset_id, name, owner, items, _modified = line.split()
         rows.append((dataset_id, name, owner, int(items)))
     return rows

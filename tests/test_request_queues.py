@@ -285,3 +285,17 @@ def test_reads_a_memory_storage_folder(storage_root: Path, clock: Clock) -> None
     written = json.loads((folder / f"{unique_key_to_request_id('new')}.json").read_text())
     assert json.loads(written["json"])["uniqueKey"] == "new" and isinstance(written["orderNo"], int)
     assert head_keys(rq, queue.id) == ["front", "early", "late", "new"]
+
+
+def test_a_large_queue_writes_crawlees_state_record_at_the_latest_at_exit(
+    rq: RequestQueueRepository, storage_root: Path
+) -> None:
+    queue, _ = rq.get_or_create_request_queue("big")
+    for start in range(0, 250, 25):  # past the size that rewrites the record on every change
+        rq.add_requests(queue.id, [req(f"r{i}") for i in range(start, start + 25)], client_key="c1")
+
+    rq.flush_pending_states()  # what the exit hook does
+
+    record = storage_root / "key_value_stores" / "default" / f"__RQ_STATE_{queue.id}"
+    state = json.loads(record.read_text())
+    assert state["regular_requests"] == {f"r{i}": i for i in range(250)}

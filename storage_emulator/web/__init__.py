@@ -19,7 +19,7 @@ from ..repository import DatasetRepository
 from ..request_queues import RequestQueueRepository
 from ..runs import RunRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, key_value_stores_api, org_api, pages, request_queues_api, runs_api
+from . import apify_api, key_value_stores_api, org_api, pages, request_queue_pages, request_queues_api, runs_api
 from .cors import enable_cors
 from .envelopes import error_response
 
@@ -92,6 +92,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(apify_api.bp)
     app.register_blueprint(key_value_stores_api.bp)
     app.register_blueprint(request_queues_api.bp)
+    app.register_blueprint(request_queue_pages.bp)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)

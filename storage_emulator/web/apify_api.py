@@ -12,16 +12,14 @@ from ..errors import InvalidParameter
 from ..formats import FORMATS, ExportOptions, check_options, render
 from ..item_schema import field_statistics
 from ..push_body import parse_items, read_body
-from ..repository import OWNERSHIP_VALUES
 from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import policy, repo, require_caller, resolve_for_read, resolve_for_write
-from .envelopes import json_page_response, json_response
-from .params import bool_param, choice_param, int_param, json_object_body, list_param, string_or_null
+from .envelopes import json_page_response, json_response, listing_head
+from .params import bool_param, int_param, json_object_body, list_param, listing_params, string_or_null
 
 bp = Blueprint("apify", __name__, url_prefix="/v2")
 
-LIST_LIMIT_MAX = 1000
 NO_LIMIT_HEADER_VALUE = "999999999999"
 
 
@@ -44,24 +42,9 @@ def render_dataset(dataset: Any, *, may_write: bool) -> dict[str, Any]:
 def list_datasets() -> Response:
     """List the caller's datasets."""
     args = request.args
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
-    page = repo().list_datasets(
-        caller=require_caller(),
-        offset=int_param(args, "offset", 0) or 0,
-        limit=min(limit, LIST_LIMIT_MAX),
-        desc=bool_param(args, "desc"),
-        unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    )
+    page = repo().list_datasets(caller=require_caller(), **listing_params(args))
     encoder: ListItemEncoder = current_app.extensions["storage_emulator_list_items"]
-    head = {
-        "total": page.total,
-        "offset": page.offset,
-        "limit": page.limit,
-        "desc": page.desc,
-        "count": len(page.items),
-        "unnamed": bool_param(args, "unnamed"),
-    }
+    head = {**listing_head(page), "unnamed": bool_param(args, "unnamed")}
     return json_page_response(head, [encoder.encode(dataset) for dataset in page.items])
 
 

@@ -17,9 +17,9 @@ from ..push_body import decoded_chunks
 from ..record_store import iter_file
 from ..signing import verify_record_signature
 from .access import policy, require_caller, resolve_for_read, resolve_for_write
-from .apify_api import LIST_LIMIT_MAX, base_url, public_url
+from .apify_api import base_url, public_url
 from .envelopes import json_response
-from .params import bool_param, choice_param, int_param, json_object_body, string_or_null
+from .params import LIST_LIMIT_MAX, bool_param, choice_param, int_param, json_object_body, string_or_null
 
 bp = Blueprint("key_value_stores", __name__, url_prefix="/v2/key-value-stores")
 

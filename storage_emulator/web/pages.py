@@ -27,6 +27,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}c
 
 _INDEX = """{% extends layout %}{% block body %}<h1>storage-emulator</h1>
 <p>Storage root: <code>{{ root }}</code>. API: <code>{{ request.host_url }}v2/datasets</code></p>
+<p><a href="/view/request-queues">Request queues</a></p>
 <table><tr><th>Name</th><th>Id</th><th>Owner</th><th>Items</th><th>Created</th></tr>
 {% for d in datasets %}<tr><td><a href="/view/datasets/{{ d.id }}">{{ d.name or "(unnamed)" }}</a></td>
 <td><code>{{ d.id }}</code></td><td>{{ owner(d) }}</td><td>{{ d.item_count }}</td><td>{{ iso(d.created_at) }}</td></tr>

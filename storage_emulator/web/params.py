@@ -10,8 +10,10 @@ from typing import Any
 from flask import request
 
 from ..errors import InvalidInput, InvalidParameter
+from ..policy import OWNERSHIP_VALUES
 
 INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
+LIST_LIMIT_MAX = 1000
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -88,3 +90,15 @@ def string_or_null(body: dict[str, Any], field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidParameter(field, "must be a string or null", location="body")
     return value
+
+
+def listing_params(args: Mapping[str, str]) -> dict[str, Any]:
+    """Parse a storage listing: ``offset``, ``limit`` (0 = default; ≤ 1000), ``desc``, ``unnamed``, ``ownership``."""
+    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
+    return {
+        "offset": int_param(args, "offset", 0) or 0,
+        "limit": min(limit, LIST_LIMIT_MAX),
+        "desc": bool_param(args, "desc"),
+        "unnamed": bool_param(args, "unnamed"),
+        "ownership": choice_param(args, "ownership", OWNERSHIP_VALUES, None),
+    }

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..errors import InvalidInput, InvalidParameter
-from ..policy import OWNERSHIP_VALUES
-from ..push_body import read_body
+from ..errors import InvalidParameter
 from ..request_queue_serializers import (
     add_result,
     head_json,
@@ -20,12 +17,12 @@ from ..request_queue_serializers import (
 )
 from ..request_queues import MAX_LOCK_REQUESTS, MAX_LOCK_SECONDS
 from .access import request_queues, require_caller, resolve_for_read, resolve_for_write
-from .envelopes import json_response
-from .params import bool_param, choice_param, int_param, list_param
+from .bodies import json_array_body, json_object_body
+from .envelopes import json_response, listing_head
+from .params import bool_param, int_param, list_param, listing_params
 
 bp = Blueprint("apify_request_queues", __name__, url_prefix="/v2/request-queues")
 
-LIST_LIMIT_MAX = 1000
 HEAD_LIMIT_DEFAULT = 100
 HEAD_LIMIT_MAX = 1000
 REQUESTS_LIMIT_DEFAULT = 100
@@ -48,37 +45,6 @@ def client_key() -> str | None:
     return request.args.get("clientKey") or None
 
 
-def json_body() -> Any:
-    """Parse the (possibly compressed) JSON body, at most 9 MiB decoded."""
-    raw = read_body(request.stream, request.headers.get("Content-Encoding"))
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-
-
-def json_object_body() -> dict[str, Any]:
-    """Parse a JSON object body; an empty body (or the JS client's empty form) is ``{}``."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return {}
-    body = json_body()
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
-
-
-def json_array_body() -> list[Any]:
-    """Parse a JSON array body (a batch)."""
-    body = json_body()
-    if not isinstance(body, list):
-        raise InvalidInput("The request body must be a JSON array of requests")
-    return body
-
-
 def lock_secs_param() -> int:
     """Return the required ``lockSecs``."""
     if not request.args.get("lockSecs"):
@@ -95,22 +61,10 @@ def lock_secs_param() -> int:
 def list_request_queues() -> Response:
     """List the caller's request queues."""
     args = request.args
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX
-    page = request_queues().list_request_queues(
-        caller=require_caller(),
-        offset=int_param(args, "offset", 0) or 0,
-        limit=min(limit, LIST_LIMIT_MAX),
-        desc=bool_param(args, "desc"),
-        unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    )
+    page = request_queues().list_request_queues(caller=require_caller(), **listing_params(args))
     repo = request_queues()
     data = {
-        "total": page.total,
-        "offset": page.offset,
-        "limit": page.limit,
-        "desc": page.desc,
-        "count": len(page.items),
+        **listing_head(page),
         "unnamed": bool_param(args, "unnamed"),
         "items": [request_queue_list_item(queue, repo) for queue in page.items],
     }
