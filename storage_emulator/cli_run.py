@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -26,6 +26,7 @@ from typing import Any
 
 from .accounts import DEFAULT_ACCOUNT, Account, AccountRegistry
 from .errors import InvalidInput
+from .events import PlatformEvents
 from .key_value_stores import KeyValueStoreRepository
 from .repository import DatasetRepository
 from .request_queues import RequestQueueRepository
@@ -36,6 +37,8 @@ INPUT_KEY = "INPUT"
 OPEN_MODE_TOKEN = "local-emulator-token"
 """The token a run gets in open mode (any token is accepted then; the Python SDK wants one)."""
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DEFAULT_PERSIST_STATE_SECS = 60.0
+"""The platform's interval of ``persistState`` events."""
 
 
 def add_run_command(commands: Any) -> None:
@@ -51,6 +54,18 @@ def add_run_command(commands: Any) -> None:
     run.add_argument("--server", default=None, metavar="URL", help="use this emulator (serving the same --root)")
     run.add_argument("--token", default=None, help="API token (enforced mode: the run's owner; default: any)")
     run.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (as for serve)")
+    run.add_argument(
+        "--events",
+        action="store_true",
+        help="serve the platform events websocket (persistState on an interval; the first Ctrl-C sends aborting)",
+    )
+    run.add_argument(
+        "--persist-state-interval",
+        type=float,
+        default=DEFAULT_PERSIST_STATE_SECS,
+        metavar="SECS",
+        help=f"seconds between persistState events with --events (default {DEFAULT_PERSIST_STATE_SECS:g})",
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     run.set_defaults(handler=cmd_run)
 
@@ -216,16 +231,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         actor_name=args.name,
         command=command,
     )
-    if args.server:
-        return _run_child(root, run, command, api_url=args.server, token=token, browse=args.server)
-    with serving(root, args.accounts) as url:
+    if args.persist_state_interval <= 0:
+        raise InvalidInput("--persist-state-interval: must be a number of seconds > 0")
+    with ExitStack() as stack:
+        events = None
+        if args.events:
+            events = stack.enter_context(PlatformEvents(persist_state_interval=args.persist_state_interval))
+        if args.server:
+            return _run_child(root, run, command, api_url=args.server, token=token, browse=args.server, events=events)
+        url = stack.enter_context(serving(root, args.accounts))
         # This server stops with the run: point at the one a person starts to browse afterwards.
-        return _run_child(root, run, command, api_url=url, token=token, browse=None)
+        return _run_child(root, run, command, api_url=url, token=token, browse=None, events=events)
 
 
-def _run_child(root: Path, run: RunRecord, command: list[str], *, api_url: str, token: str, browse: str | None) -> int:
+def _run_child(
+    root: Path,
+    run: RunRecord,
+    command: list[str],
+    *,
+    api_url: str,
+    token: str,
+    browse: str | None,
+    events: PlatformEvents | None,
+) -> int:
     env = {key: value for key, value in os.environ.items() if key not in CLEARED_VARIABLES}
-    env.update(run_environment(run, api_url=api_url, token=token))
+    env.update(run_environment(run, api_url=api_url, token=token, events_url=events.url if events else None))
     print(f"storage-emulator: run {run.id} at {api_url}: {' '.join(command)}", file=sys.stderr, flush=True)
     runs = RunRepository(root)
     try:
@@ -235,9 +265,16 @@ def _run_child(root: Path, run: RunRecord, command: list[str], *, api_url: str, 
         runs.finish_run(run.id, status="FAILED", exit_code=127)
         raise InvalidInput(f"run: cannot start {command[0]}: {exc.strerror or exc}") from None
     aborted = threading.Event()
+    aborting_sent = threading.Event()
 
     def forward(signum: int, frame: FrameType | None) -> None:
         aborted.set()
+        if signum == signal.SIGINT and events is not None and events.connected and not aborting_sent.is_set():
+            # As the platform does: first tell the Actor (JS exits on it); a second Ctrl-C interrupts it.
+            aborting_sent.set()
+            events.abort()
+            print("storage-emulator: sent aborting; Ctrl-C again to interrupt the Actor", file=sys.stderr, flush=True)
+            return
         child.send_signal(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
