@@ -119,8 +119,9 @@ def nested_root(tmp_path: Path) -> Path:
 
 
 def parse_ls(stdout: str) -> list[tuple[str, str, str, int]]:
-    """Parse ``ls`` output into (id, name, owner, items) rows, checking the header line."""
-    lines = stdout.splitlines()
+    """Parse ``ls`` output into (id, name, owner, items) rows, checking the title and header lines."""
+    title, *lines = stdout.splitlines()
+    assert title == "Datasets"  # the key-value stores and request queues follow in tables of their own
     assert lines[0].split() == ["ID", "NAME", "OWNER", "ITEMS", "MODIFIED"]
     rows = []
     for line in lines[1:]:
