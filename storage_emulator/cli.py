@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from .accounts import AccountRegistry, add_account, default_accounts_path, read_accounts
 from .cli_kv import add_kv_commands, print_stores
+from .cli_run import add_run_command
 from .errors import EmulatorError, InvalidInput
 from .formats import ExportOptions, render
 from .key_value_stores import KeyValueStoreRepository
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     add_kv_commands(commands)
+    add_run_command(commands)
 
     fsck = commands.add_parser("fsck", help="check the storage root for damage (every storage kind)")
     fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")

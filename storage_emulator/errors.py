@@ -224,3 +224,42 @@ class InvalidClientKey(InvalidInput):
     """A ``clientKey`` that is not 1 to 32 characters."""
 
     error_type = "invalid-client-key"
+
+
+# ----- runs -----------------------------------------------------------------------------------------
+
+
+class RunNotFound(RecordNotFound):
+    """No run has this id (both SDKs abort ``Actor.init`` on it: "Actor run not found")."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__("Actor run was not found")
+        self.run_id = run_id
+
+
+class RunCorrupted(EmulatorError):
+    """A run's file cannot be read (409 like a corrupted storage: permanent, so not a retried 5xx)."""
+
+    status = 409
+    error_type = "run-corrupted"
+
+
+class CannotChargeNonPayPerEventActor(EmulatorError):
+    """A charge on a run whose pricing model is not ``PAY_PER_EVENT`` (the official client's test takes 400)."""
+
+    status = 400
+    error_type = "cannot-charge-non-pay-per-event-actor"
+
+
+class CannotChargeApifyEvent(EmulatorError):
+    """A charge of a platform event (``apify-…``): only the platform charges those."""
+
+    status = 400
+    error_type = "cannot-charge-apify-event"
+
+
+class InvalidIdempotencyKey(EmulatorError):
+    """An ``idempotency-key`` that is too long, or already used for another charge."""
+
+    status = 400
+    error_type = "invalid-idempotency-key"

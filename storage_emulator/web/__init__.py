@@ -17,6 +17,7 @@ from ..locks import LOCK_WAIT_SECONDS
 from ..push_body import MAX_RAW_BODY_BYTES
 from ..repository import DatasetRepository
 from ..request_queues import RequestQueueRepository
+from ..runs import RunRepository
 from ..serializers import ListItemEncoder
 from . import (
     apify_api,
@@ -27,6 +28,7 @@ from . import (
     pages,
     request_queue_pages,
     request_queues_api,
+    runs_api,
 )
 from .access import STORAGE_KINDS_EXTENSION, storage_kinds
 from .cors import enable_cors
@@ -98,6 +100,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.extensions["storage_emulator_key_value_stores"],
         app.extensions["storage_emulator_request_queues"],
     ]
+    app.extensions["storage_emulator_runs"] = RunRepository(
+        root, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
+    )
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
@@ -109,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(key_value_stores_api.bp)
     app.register_blueprint(request_queues_api.bp)
     app.register_blueprint(request_queue_pages.bp)
+    app.register_blueprint(runs_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(emulator_api.bp)

@@ -15,6 +15,7 @@ from ..signing import record_signature
 from .access import current_caller, policy, resolve_for_read
 from .access import repo as access_repo
 from .key_value_stores_api import stores
+from .runs_api import runs
 
 bp = Blueprint("pages", __name__)
 PREVIEW_ROWS = 50
@@ -36,7 +37,27 @@ _INDEX = """{% extends layout %}{% block body %}<h1>storage-emulator</h1>
 <table><tr><th>Name</th><th>Id</th><th>Owner</th><th>Modified</th></tr>
 {% for s in stores %}<tr><td><a href="/view/key-value-stores/{{ s.id }}">{{ s.name or "(unnamed)" }}</a></td>
 <td><code>{{ s.id }}</code></td><td>{{ owner(s) }}</td><td>{{ iso(s.modified_at) }}</td></tr>
+{% endfor %}</table>
+<h2>Actor runs</h2>
+<table><tr><th>Run</th><th>Actor</th><th>Status</th><th>Exit code</th><th>Started</th></tr>
+{% for r in runs %}<tr><td><a href="/view/runs/{{ r.id }}"><code>{{ r.id }}</code></a></td>
+<td>{{ r.actor_name or "" }}</td><td>{{ r.status }}</td>
+<td>{{ r.exit_code if r.exit_code is not none else "" }}</td><td>{{ iso(r.started_at) }}</td></tr>
 {% endfor %}</table>{% endblock %}"""
+
+_RUN = """{% extends layout %}{% block body %}<p><a href="/">All storages</a></p>
+<h1>Run {{ r.id }}{% if r.actor_name %} of {{ r.actor_name }}{% endif %}</h1>
+<p>{{ r.status }}{% if r.exit_code is not none %}, exit code {{ r.exit_code }}{% endif %};
+started {{ iso(r.started_at) }}{% if r.finished_at %}, finished {{ iso(r.finished_at) }}{% endif %}.
+Command: <code>{{ r.command|join(" ") }}</code></p>
+{% if r.status_message %}<p>Status message: {{ r.status_message }}</p>{% endif %}
+<p><a href="/view/datasets/{{ r.default_dataset_id }}">Default dataset</a> ·
+<a href="/view/key-value-stores/{{ r.default_key_value_store_id }}">Default key-value store</a> ·
+<a href="/v2/request-queues/{{ r.default_request_queue_id }}">Default request queue</a> ·
+<a href="/v2/actor-runs/{{ r.id }}">Run object (JSON)</a></p>
+{% if r.charged_event_counts %}<table><tr><th>Event</th><th>Charged</th></tr>
+{% for name, count in r.charged_event_counts|dictsort %}<tr><td>{{ name }}</td><td>{{ count }}</td></tr>{% endfor %}
+</table>{% endif %}{% endblock %}"""
 
 _STORE = """{% extends layout %}{% block body %}<p><a href="/">All storages</a></p>
 <h1>{{ s.name or s.id }}</h1><p>Key-value store <code>{{ s.id }}</code>, owner {{ owner(s) }},
@@ -69,6 +90,7 @@ def index() -> str:
         root=repo.root.resolve(),
         datasets=[d for d in repo.all_datasets() if may_read(d, caller)],
         stores=[s for s in stores().all_key_value_stores() if may_read(s, caller)],
+        runs=runs().list_runs(owner=caller, desc=True) if caller is not None else [],
         owner=repo.policy.owner_username,
         iso=iso_time,
     )
@@ -95,6 +117,15 @@ def view_key_value_store(ref: str) -> str:
         truncated=page.is_truncated,
         owner=stores().policy.owner_username,
         url=url,
+    )
+
+
+@bp.get("/view/runs/<run_id>")
+def view_run(run_id: str) -> str:
+    """Show one run: how it ended, its charges and links to its default storages."""
+    run = runs().get_run(run_id)
+    return render_template_string(
+        _RUN, layout=current_app.jinja_env.from_string(_LAYOUT), title=f"Run {run.id}", r=run, iso=iso_time
     )
 
 
