@@ -110,7 +110,10 @@ ROUTE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "request_queue_pages.view_request_queue": ((), ()),
     "runs.list_runs": (("offset", "limit", "desc", "status"), ()),
     "runs.get_run": ((), ()),
-    "runs.update_run": (("body: statusMessage", "body: isStatusMessageTerminal", "body: level"), ("body: runId",)),
+    "runs.update_run": (
+        ("body: statusMessage", "body: isStatusMessageTerminal", "body: level", "body: generalAccess"),
+        ("body: runId",),
+    ),
     "runs.charge_run": (("body: eventName", "body: count", "header: idempotency-key"), ("body: requestId",)),
     "runs.default_storage": (("everything the run's default dataset, key-value store or queue route takes",), ()),
     "runs.get_me": ((), ()),
