@@ -40,6 +40,10 @@ class _SocketGateway(wsgi.Gateway_10):
         return environ
 
 
+STOP_TIMEOUT_SECONDS = 10.0
+"""How long a shutdown waits for open connections before the process exits anyway."""
+
+
 def make_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_THREADS) -> wsgi.Server:
     """Bind a cheroot server for the app (port 0 picks a free one); ``server.bind_addr[1]`` is the real port."""
     server = wsgi.Server((host, port), app, numthreads=threads, timeout=KEEP_ALIVE_SECONDS, shutdown_timeout=5)
@@ -77,21 +81,31 @@ def serve_threaded(
     warm_up(app)
     # SIGTERM (process managers, `docker stop`) ends the server like Ctrl-C, so the finally below runs;
     # installed before the URL is announced, so a signal sent as soon as it is seen is handled too.
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # The server runs in a thread of its own and the main thread only waits: a signal then never lands
+    # inside cheroot's loop (a KeyboardInterrupt raised there could leave a worker that stop() waits for
+    # forever), and stop() runs from another thread, the way cheroot expects to be stopped.
+    stopping = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    serving = threading.Thread(target=server.serve, name="cheroot", daemon=True)
+    serving.start()
     try:
         on_ready(server_url(host, server.bind_addr[1]))
-        server.serve()
+        while not stopping.wait(0.2) and serving.is_alive():
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.stop()
+        _stop_within(server, STOP_TIMEOUT_SECONDS)
         close_app(app)
     return 0
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _stop_within(server: wsgi.Server, seconds: float) -> None:
+    """Stop the server, giving up after ``seconds`` (a stuck connection must not keep the process alive)."""
+    stopper = threading.Thread(target=server.stop, name="cheroot-stop", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
 
 
 def workers_supported() -> str | None:
