@@ -19,8 +19,10 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
 
 from benchmarks.harness import REPO_ROOT, Table, fmt_duration
 from benchmarks.items import ItemsConfig, run_items
+from benchmarks.key_value_stores import KeyValueConfig, run_key_value_stores
 from benchmarks.listing import ListingConfig, run_listing
 from benchmarks.request_queues import QueuesConfig, run_request_queues
+from benchmarks.serving import FULL_SERVING, QUICK_SERVING, run_serving
 
 FULL_LISTING = ListingConfig(
     sizes=(1_000, 10_000), cold_samples=5, warm_list_runs=30, lookup_runs=200, floor_runs=9, create_runs=10
@@ -31,6 +33,8 @@ QUICK_LISTING = ListingConfig(
 FULL_ITEMS = ItemsConfig(
     items=100_000, batch=1_000, page=100, page_runs=30, crawlee_page_runs=10, floor_per_batch=1_000
 )
+FULL_KEY_VALUE = KeyValueConfig(records=100_000, record_runs=200, page_runs=30)
+QUICK_KEY_VALUE = KeyValueConfig(records=10_000, record_runs=50, page_runs=10)
 QUICK_ITEMS = ItemsConfig(items=10_000, batch=1_000, page=100, page_runs=15, crawlee_page_runs=5, floor_per_batch=1_000)
 FULL_QUEUES = QueuesConfig(requests=100_000, consumed=10_000, consumers=4, head_runs=50)
 QUICK_QUEUES = QueuesConfig(requests=5_000, consumed=1_000, consumers=4, head_runs=20)
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a fast check (about a minute)")
-    parser.add_argument("--only", choices=("listing", "items", "queues"), help="run one section only")
+    parser.add_argument("--only", choices=("listing", "items", "kvs", "queues", "serving"), help="run one section only")
     parser.add_argument(
         "--tmp", default=None, help="parent folder of the scratch storage roots (default: the system temp dir)"
     )
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             run_listing(table, workspace, listing, random.Random(args.seed))
         if args.only in (None, "items"):
             run_items(table, workspace, items)
+        if args.only in (None, "kvs"):
+            run_key_value_stores(table, workspace, QUICK_KEY_VALUE if args.quick else FULL_KEY_VALUE)
+        if args.only in (None, "serving"):
+            run_serving(table, workspace, QUICK_SERVING if args.quick else FULL_SERVING)
         if args.only in (None, "queues"):
             run_request_queues(table, workspace, QUICK_QUEUES if args.quick else FULL_QUEUES)
         table.summary()

@@ -92,6 +92,27 @@ class DatasetNotFound(StorageNotFound):
     label = "Dataset"
 
 
+class KeyValueStoreNotFound(StorageNotFound):
+    """No key-value store answers to this reference."""
+
+    label = "Key-value store"
+
+
+class RecordNotFoundInStore(RecordNotFound):
+    """The store has no record of this key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("Record was not found")
+        self.key = key
+
+
+class InvalidRecordKey(EmulatorError):
+    """A record key breaks the platform's rule (1 to 256 of ``a-zA-Z0-9!-_.'()``)."""
+
+    status = 400
+    error_type = "invalid-record-key"
+
+
 class NameNotUnique(EmulatorError):
     """The owner already has a dataset with this name."""
 
@@ -113,6 +134,12 @@ class DatasetCorrupted(StorageCorrupted):
     """A dataset's metadata or item files cannot be read."""
 
     error_type = "dataset-corrupted"
+
+
+class KeyValueStoreCorrupted(StorageCorrupted):
+    """A key-value store's metadata or a record's files cannot be read."""
+
+    error_type = "key-value-store-corrupted"
 
 
 class StorageBusy(EmulatorError):
@@ -141,6 +168,17 @@ class UnsupportedContentEncoding(EmulatorError):
 
     status = 415
     error_type = "unsupported-content-encoding"
+
+
+class InjectedFault(EmulatorError):
+    """A fault rule (``serve --faults``, ``POST /_emulator/faults``) made this request fail on purpose."""
+
+    TYPES = {429: "rate-limit-exceeded", 500: "internal-error", 502: "bad-gateway", 503: "service-unavailable"}
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = self.TYPES.get(status, "internal-error")
 
 
 # ----- request queues -------------------------------------------------------------------------------

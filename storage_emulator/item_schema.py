@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import referencing.exceptions
-from jsonschema import Draft7Validator, validators
+from jsonschema import Draft4Validator, Draft7Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
 
@@ -69,7 +69,7 @@ def check_schema(schema: Any) -> None:
             location="body",
         )
     try:
-        validator_class.check_schema(fields)
+        validator_class.check_schema(dict(fields))
     except SchemaError as exc:
         where = _json_pointer(exc.absolute_path) or "/"
         raise InvalidParameter(
@@ -92,6 +92,9 @@ def validate_items(items: Sequence[dict[str, Any]], schema: Mapping[str, Any] | 
     except referencing.exceptions.Unresolvable as exc:
         # Not a 5xx: clients would retry a problem that only a new schema fixes.
         raise InvalidInput(f"The dataset schema's fields cannot be used: cannot resolve $ref {exc.ref!r}") from exc
+    except RecursionError as exc:
+        # JSON that parsed can still be too deep to walk (the checks recurse several frames per level).
+        raise InvalidInput("An item is nested too deeply to validate against the dataset schema") from exc
     if invalid_items:
         raise SchemaValidationFailed("Schema validation failed", data={"invalidItems": invalid_items})
 
@@ -169,19 +172,23 @@ def _validator_class(fields: Mapping[str, Any]) -> type[Validator] | None:
         return _DEFAULT_VALIDATOR
     if not isinstance(fields["$schema"], str):
         return None
-    validator_class: type[Validator] | None = validators.validator_for(fields, default=None)
-    return validator_class
+    # validator_for answers its default for a `$schema` it does not know. Asking with two different
+    # defaults tells the cases apart: a known draft gives the same class both times.
+    known = validators.validator_for(fields, default=Draft7Validator)
+    if known is not validators.validator_for(fields, default=Draft4Validator):
+        return None
+    return known
 
 
 def _validator(fields: Mapping[str, Any]) -> Validator:
     """Build the validator for ``fields``, honouring its ``$schema`` and AJV's ``nullable``."""
     draft = fields.get("$schema")
-    return _nullable_validator_class(draft if isinstance(draft, str) else None)(fields)
+    return _ajv_validator_class(draft if isinstance(draft, str) else None)(fields)
 
 
 @functools.cache
-def _nullable_validator_class(draft: str | None) -> type[Validator]:
-    """Return the validator class for a ``$schema``, extended so ``nullable: true`` admits null as in AJV."""
+def _ajv_validator_class(draft: str | None) -> type[Validator]:
+    """Return the validator class for a ``$schema``, with AJV's ``nullable`` and its ``uniqueItems``."""
     # An unknown `$schema` is refused at create time; one stored by other means falls back to draft-07.
     base = (_validator_class({"$schema": draft}) if draft else None) or _DEFAULT_VALIDATOR
     check_type = base.VALIDATORS["type"]
@@ -191,7 +198,18 @@ def _nullable_validator_class(draft: str | None) -> type[Validator]:
             return None
         return check_type(validator, types, instance, schema)
 
-    extended: type[Validator] = validators.extend(base, {"type": type_or_null})
+    def unique_items(validator: Validator, unique: Any, instance: Any, schema: Mapping[str, Any]) -> Any:
+        # jsonschema's own check compares every pair when items do not sort (objects, mixed types), which
+        # pins a core on one large push, and when they do sort it compares neighbours only, missing
+        # [[1], [True], [1]]. The equality keys find any duplicate in one pass, as AJV would.
+        if unique and validator.is_type(instance, "array") and _deep_duplicate(instance) is not None:
+            yield ValidationError("has non-unique elements")  # the AJV message is built by the describer
+
+    # typeshed's stub of extend() carries no annotations at all (types-jsonschema 4.26), so mypy strict
+    # calls it untyped; jsonschema itself annotates nothing here either. extend() is still the
+    # documented way to swap one keyword while keeping the draft's $ref rules, which create() cannot
+    # reach without private attributes.
+    extended: type[Validator] = validators.extend(base, {"type": type_or_null, "uniqueItems": unique_items})  # type: ignore[no-untyped-call]
     return extended
 
 
@@ -266,12 +284,15 @@ def _describe_count(error: ValidationError, validator: Validator) -> _Descriptio
 
 def _describe_one_of(error: ValidationError, validator: Validator) -> _Description:
     """Describe a ``oneOf`` error, naming the branches that matched when more than one did."""
+    # Errors from iter_errors() always carry the instance; the stub's Unset is for hand-built ones.
+    instance: Any = error.instance
     passing = None  # no branch matched: their errors are in the context
     if not error.context and isinstance(error.validator_value, list):
+        # Counted as jsonschema's own oneOf counts them (descend() is not in the Validator protocol).
         passing = [
             index
             for index, branch in enumerate(error.validator_value)
-            if next(validator.descend(error.instance, branch), None) is None
+            if validator.evolve(schema=branch).is_valid(instance)
         ]
     return "must match exactly one schema in oneOf", {"passingSchemas": passing}
 
@@ -329,11 +350,62 @@ def _json_types(value: Any) -> set[str]:
 
 def _deep_duplicate(items: list[Any]) -> tuple[int, int] | None:
     """Find AJV's (i, j) the way its deep comparison does: i the later index, j the closest earlier one."""
+    # AJV compares pairs, the last item against each earlier one going back, then the one before it...:
+    # the pair it reports is the latest item that has an equal earlier one, with the closest such one.
+    # One pass with each value's equality key finds the same pair in linear time.
+    try:
+        keys = [_json_key(item) for item in items]
+    except _NoJsonKey:
+        return _pairwise_duplicate(items)
+    last_seen: dict[object, int] = {}
+    pair = None
+    for index, key in enumerate(keys):
+        earlier = last_seen.get(key)
+        if earlier is not None:
+            pair = index, earlier
+        last_seen[key] = index
+    return pair
+
+
+def _pairwise_duplicate(items: list[Any]) -> tuple[int, int] | None:
+    """Find the pair of `_deep_duplicate` by comparing pairs (quadratic: only for values with no key)."""
     for later in range(len(items) - 1, 0, -1):
         for earlier in range(later - 1, -1, -1):
             if _json_equal(items[later], items[earlier]):
                 return later, earlier
     return None
+
+
+class _NoJsonKey(Exception):
+    """A value that is not parsed JSON (NaN, an object of another type) has no equality key."""
+
+
+def _json_key(value: Any) -> object:
+    """Return a hashable key that two values share exactly when `_json_equal` holds between them."""
+    # Strings, numbers and null are their own keys: none of them equals another kind, and Python's == and
+    # hash agree across int and float, so 1 and 1.0 meet. Everything else is a tagged tuple, so a boolean
+    # never meets 1 (True == 1 in Python) and an array never meets a tag. The common cases come first.
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict:
+        # Object keys are unique, so the set of pairs is the object, whatever its key order.
+        return "object", frozenset([(name, _json_key(element)) for name, element in value.items()])
+    if kind is list:
+        return "array", tuple([_json_key(element) for element in value])
+    if isinstance(value, bool):
+        return "boolean", value
+    if isinstance(value, int | float):
+        if value != value:
+            raise _NoJsonKey  # NaN equals nothing, not even itself (a dict would find it by identity)
+        return value
+    if isinstance(value, dict | list):  # subclasses: `_json_equal` compares them as their base
+        return _json_key(dict(value) if isinstance(value, dict) else list(value))
+    try:
+        hash(value)
+    except TypeError as exc:
+        raise _NoJsonKey from exc
+    return "other", type(value), value  # `_json_equal` wants the same type and ==
 
 
 def _describe_additional_items(error: ValidationError, validator: Validator) -> _Description:
@@ -388,15 +460,17 @@ def _expand(error: ValidationError, instance_path: str, schema_path: str) -> Ite
             "message": message,
         }
 
+    # _expandable() lets through only a list (required) or a mapping (dependencies) as the value.
+    value = error.validator_value
     if keyword == "required":
-        for name in error.validator_value:
+        for name in value if isinstance(value, list) else ():
             if name not in instance:
                 yield make(f"must have required property '{name}'", {"missingProperty": name})
     elif keyword == "additionalProperties":
         for name in _additional_properties(instance, schema):
             yield make("must NOT have additional properties", {"additionalProperty": name})
     else:  # dependencies / dependentRequired with a list of property names
-        for name, needed in error.validator_value.items():
+        for name, needed in (value if isinstance(value, Mapping) else {}).items():
             if name in instance and isinstance(needed, list):
                 for params in _missing_dependencies(name, needed, instance):
                     noun = "property" if len(needed) == 1 else "properties"

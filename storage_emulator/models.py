@@ -104,6 +104,15 @@ class StorageMetadata(BaseModel):
         metadata._js_style = b'"createdAt"' in data and b'"created_at"' not in data
         return metadata
 
+    @property
+    def js_style(self) -> bool:
+        """Tell whether the JS tools wrote this metadata (camelCase), or the folder had none (their default)."""
+        return self._js_style
+
+    def mark_js_style(self) -> None:
+        """Keep the JS tools' style when this metadata is written (for folders they made without one)."""
+        self._js_style = True
+
     def to_json(self) -> str:
         """Serialize in the style of the tool that owns the file.
 
@@ -167,3 +176,48 @@ class DatasetMetadata(StorageMetadata):
     """Semantic version reported by the org listing."""
     origin: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance."""
+
+
+KEY_VALUE_STORES_DIR = "key_value_stores"
+"""Folder under the storage root that holds one folder per key-value store (as Crawlee and `apify run` use)."""
+
+RECORD_SIDECAR_SUFFIX = ".__metadata__.json"
+"""A record's sidecar file: ``<file name of the value>.__metadata__.json`` (Crawlee for Python's layout)."""
+
+
+class KeyValueStoreMetadata(StorageMetadata):
+    """Metadata of one key-value store, stored as ``__metadata__.json`` in the store's folder.
+
+    Layout of a store (Crawlee for Python 1.x, which the emulator writes)::
+
+        <root>/key_value_stores/<folder>/__metadata__.json          this model
+        <root>/key_value_stores/<folder>/INPUT                      a record's bytes, as sent
+        <root>/key_value_stores/<folder>/INPUT.__metadata__.json    {"key", "content_type", "size"}
+        <root>/key_value_stores/<folder>/we%21rd%27key              the file name is quote(key, safe="")
+
+    Folders are named as datasets' are (name, ``<username>~<name>``, or the id).
+    """
+
+    kv_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    """Key-value store schema (``actorKeyValueStoreSchemaVersion``, ``collections``)."""
+    write_count: int = 0
+    """Record writes (Apify ``stats.writeCount``)."""
+    delete_count: int = 0
+    """Record deletions (Apify ``stats.deleteCount``)."""
+    list_count: int = 0
+    """Key listings (Apify ``stats.listCount``)."""
+
+
+class RecordSidecar(BaseModel):
+    """A record's sidecar ``<file>.__metadata__.json``: its key (the file name is escaped), type and size."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    key: str
+    """The record's key, unescaped."""
+    content_type: str = _aliases("content_type", "contentType", default="application/octet-stream")
+    """The ``Content-Type`` the record was stored with, verbatim."""
+    size: int | None = None
+    """Bytes of the value file (absent in the JS tools' sidecars)."""
+    extension: str | None = None
+    """The JS tools' file-name extension of the value (``<key>.<extension>``)."""

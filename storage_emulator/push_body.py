@@ -19,6 +19,17 @@ from storage_emulator.errors import InvalidInput, RequestTooLarge, UnsupportedCo
 MAX_PAYLOAD_BYTES = 9_437_184
 """The Apify API's limit on a push body, counted after decompression (9 MiB)."""
 
+MAX_RAW_BODY_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024
+"""The server's cap on any request body as sent, before decompression (Flask's ``MAX_CONTENT_LENGTH``)."""
+# Why the decoded limit plus 64 KiB: an uncompressed body is the same size raw and decoded, so the limit
+# itself would do. A compressed one can be larger than what it decodes to, but only by its codec's
+# framing: deflate's stored blocks add 5 bytes per 65,535 (about 740 bytes at 9 MiB), gzip 18 more per
+# member, brotli a few bytes per uncompressed meta-block; stacked codings add theirs each. 64 KiB covers
+# that many times over, so every body whose content is within the limit gets through and the decoded
+# check answers for it; only bodies padded on purpose (empty gzip members, say) are refused raw.
+# Past the cap nothing is read: a Content-Length over it is refused before the body, and a chunked body
+# is cut off once past it, so an oversized body costs at most the cap in reading.
+
 _READ_CHUNK = 64 * 1024
 # Upper bound on one decoder output step: memory in flight stays within the limit plus this.
 _OUTPUT_CHUNK = 64 * 1024
@@ -27,10 +38,7 @@ _OUTPUT_CHUNK = 64 * 1024
 def read_body(stream: IO[bytes], content_encoding: str | None, *, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
     """Read a request body and undo its ``Content-Encoding``, refusing more than ``limit`` decoded bytes."""
     encodings = _parse_content_encoding(content_encoding)
-    chunks: Iterator[bytes] = _read_chunks(stream)
-    # Encodings are listed in the order they were applied, so they are undone last first (RFC 9110 8.4).
-    for encoding in reversed(encodings):
-        chunks = _DECODERS[encoding](chunks, encoding)
+    chunks = decoded_chunks(stream, content_encoding)
     if not encodings:
         return _collect_plain(chunks, limit)
     return _collect_decoded(chunks, limit)
@@ -176,8 +184,8 @@ def _collect_plain(chunks: Iterator[bytes], limit: int) -> bytes:
     for chunk in chunks:
         body += chunk
         if len(body) > limit:
-            # Counting the rest (without keeping it) gives the caller the real length, and consumes the
-            # body as HTTP/1.1 keep-alive wants.
+            # Counting the rest (without keeping it) gives the caller the real length. The server's raw
+            # cap (MAX_RAW_BODY_BYTES) bounds this count to 64 KiB past the limit.
             length = len(body) + sum(len(rest) for rest in chunks)
             raise _too_large(limit, length, exact=True)
     return bytes(body)
@@ -192,6 +200,20 @@ def _collect_decoded(chunks: Iterator[bytes], limit: int) -> bytes:
             # Inflating on to learn the real size is what a decompression bomb wants: report a lower bound.
             raise _too_large(limit, len(body), exact=False)
     return bytes(body)
+
+
+def raw_body_too_large(limit: int, length: int | None) -> RequestTooLarge:
+    """Build the 413 error for a raw body over ``limit``: ``length`` from Content-Length, None if chunked."""
+    if length is None:
+        return RequestTooLarge(
+            f"Payload too large: the limit is {limit} bytes as sent, and the request's body (chunked) "
+            "went past it; the rest was not read",
+            data={"limit": limit},
+        )
+    return RequestTooLarge(
+        f"Payload too large: the limit is {limit} bytes as sent, the request has {length} bytes (Content-Length)",
+        data={"limit": limit, "length": length},
+    )
 
 
 def _too_large(limit: int, length: int, *, exact: bool) -> RequestTooLarge:
@@ -257,3 +279,17 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+def decoded_chunks(stream: IO[bytes], content_encoding: str | None) -> Iterator[bytes]:
+    """Return a body's bytes with its ``Content-Encoding`` undone, as bounded chunks read as they are pulled.
+
+    An unknown encoding is refused now, before anything is read; corrupt data fails while reading. The
+    consumer counts the size (a record store writes the chunks to a file), so nothing is held whole.
+    """
+    encodings = _parse_content_encoding(content_encoding)
+    chunks: Iterator[bytes] = _read_chunks(stream)
+    # Encodings are listed in the order they were applied, so they are undone last first (RFC 9110 8.4).
+    for encoding in reversed(encodings):
+        chunks = _DECODERS[encoding](chunks, encoding)
+    return chunks

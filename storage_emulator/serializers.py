@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import DatasetMetadata
+from .models import DatasetMetadata, StorageMetadata
+from .policy import AccessPolicy
 from .repository import DatasetRepository
 from .signing import create_signature
 
@@ -23,20 +24,27 @@ def iso_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _common_fields(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
+def storage_fields(storage: StorageMetadata, policy: AccessPolicy) -> dict[str, Any]:
+    """Return the fields every kind's object shares (id, owner, dates, title, access)."""
     return {
-        "id": dataset.id,
-        "userId": repo.policy.owner_id(dataset),
-        "username": repo.policy.owner_username(dataset),
-        "createdAt": iso_time(dataset.created_at),
-        "modifiedAt": iso_time(dataset.modified_at),
-        "accessedAt": iso_time(dataset.accessed_at),
-        "itemCount": dataset.item_count,
-        "cleanItemCount": dataset.clean_item_count if dataset.clean_item_count is not None else dataset.item_count,
+        "id": storage.id,
+        "userId": policy.owner_id(storage),
+        "username": policy.owner_username(storage),
+        "createdAt": iso_time(storage.created_at),
+        "modifiedAt": iso_time(storage.modified_at),
+        "accessedAt": iso_time(storage.accessed_at),
         "actId": None,
         "actRunId": None,
-        "title": dataset.title,
-        "generalAccess": dataset.general_access,
+        "title": storage.title,
+        "generalAccess": storage.general_access,
+    }
+
+
+def _common_fields(dataset: DatasetMetadata, repo: DatasetRepository) -> dict[str, Any]:
+    return {
+        **storage_fields(dataset, repo.policy),
+        "itemCount": dataset.item_count,
+        "cleanItemCount": dataset.clean_item_count if dataset.clean_item_count is not None else dataset.item_count,
     }
 
 

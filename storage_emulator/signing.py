@@ -53,3 +53,13 @@ def verify_signature(signature: str, dataset_id: str, secret: str | None, *, now
         return False
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     return expires_at_ms == 0 or expires_at_ms > now_ms
+
+
+def record_signature(key: str, secret: str) -> str:
+    """Return the permanent ``signature`` of one record's URL: the HMAC of its raw key (the clients' scheme)."""
+    return hmac_signature(secret, key)
+
+
+def verify_record_signature(signature: str, key: str, secret: str | None) -> bool:
+    """Tell whether ``signature`` opens the record of this key."""
+    return bool(secret) and hmac.compare_digest(record_signature(key, secret or ""), signature)

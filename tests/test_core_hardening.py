@@ -367,3 +367,13 @@ def test_corrupted_is_a_subclass_of_the_core_error(repo: DatasetRepository) -> N
     (repo.datasets_dir / "broken" / "__metadata__.json").write_text("{")
     with pytest.raises(DatasetCorrupted):
         repo.get_dataset("~broken")
+
+
+def test_a_json_body_nested_too_deeply_is_a_400(client: Any) -> None:
+    """``[[[[...]]]]`` 100,000 levels deep made ``json.loads`` raise RecursionError: a 500 before."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for method, url in [("POST", "/v2/datasets"), ("POST", "/v2/key-value-stores"), ("PUT", "/v2/datasets/~x")]:
+        if method == "PUT":
+            client.post("/v2/datasets?name=x")
+        response = client.open(url, method=method, data=deep, headers={"Content-Type": "application/json"})
+        assert_apify_error(response, 400, "invalid-input", mentions="JSON")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from storage_emulator import item_schema
 from storage_emulator.errors import InvalidInput, InvalidParameter, SchemaValidationFailed
 from storage_emulator.item_schema import check_schema, field_statistics, schema_fields, validate_items
 
@@ -317,3 +318,117 @@ def test_boolean_minimum_is_always_zero_and_maximum_says_whether_one_was_true() 
         "yes": {"min": 0, "max": 1, "nullCount": 0, "emptyCount": 0},
         "no": {"min": 0, "max": 0, "nullCount": 0, "emptyCount": 0},
     }
+
+
+# --- uniqueItems: duplicates found in linear time, with AJV's pair -------------------------------------
+
+
+def _pairwise_reference(items: list[Any]) -> tuple[int, int] | None:
+    """The pair AJV reports, by its own quadratic loop: the last item against each earlier one, going back."""
+
+    def equal(left: Any, right: Any) -> bool:
+        if isinstance(left, bool) or isinstance(right, bool):
+            return isinstance(left, bool) and isinstance(right, bool) and left == right
+        if isinstance(left, list) and isinstance(right, list):
+            return len(left) == len(right) and all(map(equal, left, right))
+        if isinstance(left, dict) and isinstance(right, dict):
+            return left.keys() == right.keys() and all(equal(left[key], right[key]) for key in left)
+        if isinstance(left, int | float) and isinstance(right, int | float):
+            return left == right
+        return type(left) is type(right) and left == right
+
+    for later in range(len(items) - 1, 0, -1):
+        for earlier in range(later - 1, -1, -1):
+            if equal(items[later], items[earlier]):
+                return later, earlier
+    return None
+
+
+DUPLICATE_CASES: list[tuple[list[Any], tuple[int, int] | None]] = [
+    ([], None),
+    ([1], None),
+    ([1, 1.0], (1, 0)),
+    ([True, 1], None),
+    ([False, 0, 0.0], (2, 1)),
+    ([1, True, 1.0], (2, 0)),
+    ([-0.0, 0], (1, 0)),
+    ([2**53 + 1, float(2**53)], None),
+    ([10**400, 10**400], (1, 0)),
+    (["1", 1], None),
+    ([None, None], (1, 0)),
+    ([None, False, 0, "", [], {}], None),
+    ([[], []], (1, 0)),
+    ([{}, {}], (1, 0)),
+    ([[1, 2], [2, 1]], None),
+    ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], (1, 0)),
+    ([{"a": [1, {"b": True}]}, {"a": [1.0, {"b": True}]}], (1, 0)),
+    ([{"a": [1, {"b": True}]}, {"a": [1, {"b": 1}]}], None),
+    ([{"a": 1}, {"a": 1, "b": None}], None),
+    ([[True], [1], [True]], (2, 0)),
+    ([[1], [True], [1]], (2, 0)),
+    ([1, 2, 1, 2], (3, 1)),
+    ([1, 2, 2, 1], (3, 0)),
+    ([1, 1, 2], (1, 0)),
+    ([1, 1, 1], (2, 1)),
+    ([{"k": 1}, 2, {"k": 1}], (2, 0)),
+    ([["boolean", 1], ["boolean", True]], None),
+    ([True, ["boolean", True]], None),
+    ([None, [None], "a", ["a"], 1, [1]], None),
+    ([{"a": "b"}, [["a", "b"]], {"a": ["b"]}], None),
+    ([float("nan"), float("nan")], None),  # not JSON, but NaN equals nothing
+    ([[float("nan")], [float("nan")]], None),
+    ([(1, 2), (1, 2)], (1, 0)),  # not JSON: compared by type and ==
+    ([{"x": {1, 2}}, {"x": {1, 2}}], (1, 0)),  # unhashable and not JSON
+]
+
+
+@pytest.mark.parametrize(("items", "pair"), DUPLICATE_CASES)
+def test_duplicate_pair_is_the_one_ajv_reports(items: list[Any], pair: tuple[int, int] | None) -> None:
+    assert _pairwise_reference(items) == pair  # the table itself is right
+    assert item_schema._deep_duplicate(items) == pair
+
+
+def test_duplicate_search_does_not_compare_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pair early in a long array was found after comparing every later item with every earlier one.
+    comparisons = 0
+    compare = item_schema._json_equal
+
+    def counting(left: Any, right: Any) -> bool:
+        nonlocal comparisons
+        comparisons += 1
+        return compare(left, right)
+
+    monkeypatch.setattr(item_schema, "_json_equal", counting)
+    items = [{"id": 0}, {"id": 0}, *({"id": n} for n in range(1, 1000))]
+    assert item_schema._deep_duplicate(items) == (1, 0)
+    assert comparisons <= len(items)
+
+
+def test_unique_items_sees_duplicates_that_sort_apart() -> None:
+    # jsonschema sorts the array and compares neighbours; [True] sorts as [1], so the two [1] were not
+    # neighbours and the duplicate went unseen. AJV finds it.
+    (error,) = errors_of({"v": [[1], [True], [1]]}, {"properties": {"v": {"uniqueItems": True}}})
+    assert error["params"] == {"i": 2, "j": 0}
+
+
+def test_unique_items_checks_a_large_array_of_objects() -> None:
+    schema = {"fields": {"properties": {"v": {"type": "array", "uniqueItems": True}}}}
+    distinct = [{"id": n} for n in range(200_000)]
+    validate_items([{"v": distinct}], schema)
+    (invalid,) = invalid_items([{"v": [{"id": 0.0}, *distinct]}], schema)
+    (error,) = invalid["validationErrors"]
+    assert error["keyword"] == "uniqueItems"
+    assert error["params"] == {"i": 1, "j": 0}
+
+
+@pytest.mark.parametrize("depth", [600, 900])
+def test_an_item_nested_too_deeply_to_validate_is_a_400(depth: int) -> None:
+    # JSON this deep parses (the parser allows about 1,000 levels), but checking it recursed past
+    # Python's limit: a RecursionError, answered 500, which clients retry.
+    nested: list[Any] = []
+    for _ in range(depth):
+        nested = [nested]
+    schema = {"fields": {"properties": {"v": {"type": "array", "uniqueItems": True}}}}
+    with pytest.raises(InvalidInput) as caught:
+        validate_items([{"v": [nested, nested]}], schema)
+    assert "nested too deeply" in caught.value.message

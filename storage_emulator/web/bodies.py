@@ -20,6 +20,8 @@ def json_body() -> Any:
         return json.loads(raw)
     except ValueError:
         raise InvalidInput("The request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidInput("The request body is JSON nested too deeply to read") from None
 
 
 def json_object_body() -> dict[str, Any]:

@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from flask import Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import EmulatorError, InvalidParameter
+from ..push_body import raw_body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,6 @@ def json_page_response(page: dict[str, Any], encoded_items: list[str]) -> Respon
     return Response(body, content_type=JSON_MEDIA_TYPE)
 
 
-def listing_head(page: Any) -> dict[str, Any]:
-    """Return the paging fields of a storage listing (``total``, ``offset``, ``limit``, ``desc``, ``count``)."""
-    count = len(page.items)
-    return {"total": page.total, "offset": page.offset, "limit": page.limit, "desc": page.desc, "count": count}
-
-
 def is_org_path(path: str) -> bool:
     """Tell whether a path belongs to the org (Dreadnode-style) dialect."""
     return path.startswith(ORG_PATH_PREFIX)
@@ -60,6 +55,9 @@ def is_org_path(path: str) -> bool:
 
 def error_response(exc: Exception) -> Response:
     """Answer any exception in the envelope of the dialect the request's path belongs to."""
+    if isinstance(exc, RequestEntityTooLarge) and request.max_content_length is not None:
+        # Werkzeug's own refusal of a body over MAX_CONTENT_LENGTH, said with the limit and length.
+        exc = raw_body_too_large(request.max_content_length, request.content_length)
     if isinstance(exc, EmulatorError):
         status, kind, message, data = exc.status, exc.error_type, exc.message, exc.data
     elif isinstance(exc, HTTPException):
@@ -80,6 +78,11 @@ def error_response(exc: Exception) -> Response:
         response = json_response({"error": error}, status)
     if isinstance(exc, EmulatorError) and exc.headers:
         response.headers.update(exc.headers)
+    if isinstance(exc, HTTPException):
+        # Keep werkzeug's Allow on a 405 (RFC 9110 requires it); its other headers describe its HTML page.
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers[name] = value
     return response
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, current_app, render_template_string
 
+from ..errors import RecordNotFoundInStore
 from ..serializers import iso_time
+from ..signing import record_signature
 from .access import current_caller, policy, resolve_for_read
 from .access import repo as access_repo
+from .key_value_stores_api import stores
 
 bp = Blueprint("pages", __name__)
 PREVIEW_ROWS = 50
+PREVIEW_RECORDS = 1000
 
 _LAYOUT = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
@@ -26,9 +31,23 @@ _INDEX = """{% extends layout %}{% block body %}<h1>storage-emulator</h1>
 <table><tr><th>Name</th><th>Id</th><th>Owner</th><th>Items</th><th>Created</th></tr>
 {% for d in datasets %}<tr><td><a href="/view/datasets/{{ d.id }}">{{ d.name or "(unnamed)" }}</a></td>
 <td><code>{{ d.id }}</code></td><td>{{ owner(d) }}</td><td>{{ d.item_count }}</td><td>{{ iso(d.created_at) }}</td></tr>
+{% endfor %}</table>
+<h2>Key-value stores</h2>
+<table><tr><th>Name</th><th>Id</th><th>Owner</th><th>Modified</th></tr>
+{% for s in stores %}<tr><td><a href="/view/key-value-stores/{{ s.id }}">{{ s.name or "(unnamed)" }}</a></td>
+<td><code>{{ s.id }}</code></td><td>{{ owner(s) }}</td><td>{{ iso(s.modified_at) }}</td></tr>
 {% endfor %}</table>{% endblock %}"""
 
-_DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a></p>
+_STORE = """{% extends layout %}{% block body %}<p><a href="/">All storages</a></p>
+<h1>{{ s.name or s.id }}</h1><p>Key-value store <code>{{ s.id }}</code>, owner {{ owner(s) }},
+{{ records|length }} record(s){% if truncated %} (the first {{ records|length }} shown){% endif %}.
+<a href="/v2/key-value-stores/{{ s.id }}/records">All records as ZIP</a></p>
+<table><tr><th>Key</th><th>Type</th><th>Size</th><th>Preview</th></tr>
+{% for r in records %}<tr><td><a href="{{ url(r) }}">{{ r.key }}</a></td><td><code>{{ r.content_type }}</code></td>
+<td>{{ r.size }}</td><td>{% if r.content_type.startswith("image/") %}<img src="{{ url(r) }}" alt="{{ r.key }}"
+style="max-height:80px">{% endif %}</td></tr>{% endfor %}</table>{% endblock %}"""
+
+_DATASET = """{% extends layout %}{% block body %}<p><a href="/">All storages</a></p>
 <h1>{{ d.name or d.id }}</h1><p>Id <code>{{ d.id }}</code>, {{ d.item_count }} items, owner {{ owner(d) }}.
 <a href="/v2/datasets/{{ d.id }}/items?format=csv&attachment=1">CSV</a>
 <a href="/v2/datasets/{{ d.id }}/items?format=json">JSON</a></p>
@@ -39,20 +58,43 @@ _DATASET = """{% extends layout %}{% block body %}<p><a href="/">All datasets</a
 
 @bp.get("/")
 def index() -> str:
-    """Show every dataset of the storage root."""
+    """Show every dataset and key-value store of the storage root that the caller may read."""
     repo = access_repo()
     caller = current_caller()
-    datasets = [
-        d for d in repo.all_datasets() if policy().may_read(d, caller)
-    ]  # enforced mode: only what the caller may see
+    may_read = policy().may_read  # enforced mode: only what the caller may see
     return render_template_string(
         _INDEX,
         layout=current_app.jinja_env.from_string(_LAYOUT),
         title="storage-emulator",
         root=repo.root.resolve(),
-        datasets=datasets,
+        datasets=[d for d in repo.all_datasets() if may_read(d, caller)],
+        stores=[s for s in stores().all_key_value_stores() if may_read(s, caller)],
         owner=repo.policy.owner_username,
         iso=iso_time,
+    )
+
+
+@bp.get("/view/key-value-stores/<ref>")
+def view_key_value_store(ref: str) -> str:
+    """Show one key-value store and its records (images inline)."""
+    store, _caller = resolve_for_read(stores(), ref)
+    page = stores().list_keys(store.id, limit=PREVIEW_RECORDS)
+    signing_key = store.url_signing_secret_key
+
+    def url(info: Any) -> str:
+        # Signed, so the links and images work in enforced mode without a token in the URL.
+        link = f"/v2/key-value-stores/{store.id}/records/{quote(info.key, safe='')}"
+        return link + (f"?signature={record_signature(info.key, signing_key)}" if signing_key else "")
+
+    return render_template_string(
+        _STORE,
+        layout=current_app.jinja_env.from_string(_LAYOUT),
+        title=store.name or store.id,
+        s=store,
+        records=_with_types(store.id, page.items),
+        truncated=page.is_truncated,
+        owner=stores().policy.owner_username,
+        url=url,
     )
 
 
@@ -74,6 +116,17 @@ def view_dataset(ref: str) -> str:
         owner=repo.policy.owner_username,
         cell=_cell,
     )
+
+
+def _with_types(store_id: str, listed: list[Any]) -> list[Any]:
+    """Look up each listed record's type (a key listing reads no sidecars); skip one deleted meanwhile."""
+    typed = []
+    for info in listed:
+        try:
+            typed.append(stores().record_info(store_id, info.key))
+        except RecordNotFoundInStore:
+            continue
+    return typed
 
 
 def _cell(row: dict[str, Any], column: str) -> str:

@@ -1,4 +1,4 @@
-"""Query-parameter parsing: every rejection names the parameter and the rule."""
+"""Query-parameter and JSON-body parsing: every rejection names the parameter and the rule."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidParameter
-from ..policy import OWNERSHIP_VALUES
 
 INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
-LIST_LIMIT_MAX = 1000
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -65,13 +63,9 @@ def choice_param(args: Mapping[str, str], name: str, choices: tuple[str, ...], d
     return raw
 
 
-def listing_params(args: Mapping[str, str]) -> dict[str, Any]:
-    """Parse a storage listing: ``offset``, ``limit`` (0 = default; ≤ 1000), ``desc``, ``unnamed``, ``ownership``."""
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
-    return {
-        "offset": int_param(args, "offset", 0) or 0,
-        "limit": min(limit, LIST_LIMIT_MAX),
-        "desc": bool_param(args, "desc"),
-        "unnamed": bool_param(args, "unnamed"),
-        "ownership": choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    }
+def string_or_null(body: dict[str, Any], field: str) -> str | None:
+    """Return a body field that must be a string or null."""
+    value = body[field]
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string or null", location="body")
+    return value
