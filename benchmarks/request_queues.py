@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from http.client import RemoteDisconnected
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,18 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
     with ServerProcess(emulator_root, workspace / "rq-server.log") as server:
         http = Http(server.url)
         add_url = f"/v2/request-queues/{http_queue.id}/requests/batch?clientKey=bench"
+
+        def post_batch(batch: list[dict[str, Any]]) -> None:
+            body = json.dumps(batch).encode()
+            try:
+                http.post(add_url, body, (201,))
+            except (BrokenPipeError, ConnectionResetError, RemoteDisconnected):
+                # The server closed the connection while it sat idle (the other contenders' turns): reconnect.
+                http.conn.close()
+                http.post(add_url, body, (201,))
+
         adders = {
-            "http": lambda batch: http.post(add_url, json.dumps(batch).encode(), (201,)),
+            "http": post_batch,
             "repo": lambda batch: repo.add_requests(repo_queue.id, batch, client_key="bench"),
         }
         # The three receive the same number of batches in turn, in a shuffled order per round of 100 batches.
@@ -136,6 +147,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
         # Head of the full queue: the emulator answers from its index; Crawlee's first fetch after opening
         # the queue (a resumed crawl) reads every pending request file into its cache.
         head_url = f"/v2/request-queues/{http_queue.id}/head?limit=25&clientKey=bench"
+        http.conn.close()  # idle since the adds: start a fresh keep-alive connection
         head_http = repeat(lambda: http.get(head_url), config.head_runs)
         head_repo = repeat(lambda: repo.get_head(repo_queue.id, limit=25, client_key="bench"), config.head_runs)
         progress("D: Crawlee's first fetch of a reopened queue")
