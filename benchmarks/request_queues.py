@@ -1,4 +1,4 @@
-"""C. Request queues, next to Crawlee's ``FileSystemRequestQueueClient``: add, consume with locks, head."""
+"""D. Request queues, next to Crawlee's ``FileSystemRequestQueueClient``: add, consume with locks, head."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from http.client import RemoteDisconnected
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
     """Measure section C and print its rows."""
     from crawlee import Request
 
-    table.section(f"C. Request queues ({config.requests:,} requests in batches of {BATCH}), next to Crawlee")
+    table.section(f"D. Request queues ({config.requests:,} requests in batches of {BATCH}), next to Crawlee")
     emulator_root = workspace / "rq-emulator"
     crawlee_root = workspace / "rq-crawlee"
     repo = RequestQueueRepository(emulator_root)
@@ -97,14 +98,24 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
     with ServerProcess(emulator_root, workspace / "rq-server.log") as server:
         http = Http(server.url)
         add_url = f"/v2/request-queues/{http_queue.id}/requests/batch?clientKey=bench"
+
+        def post_batch(batch: list[dict[str, Any]]) -> None:
+            body = json.dumps(batch).encode()
+            try:
+                http.post(add_url, body, (201,))
+            except (BrokenPipeError, ConnectionResetError, RemoteDisconnected):
+                # The server closed the connection while it sat idle (the other contenders' turns): reconnect.
+                http.conn.close()
+                http.post(add_url, body, (201,))
+
         adders = {
-            "http": lambda batch: http.post(add_url, json.dumps(batch).encode(), (201,)),
+            "http": post_batch,
             "repo": lambda batch: repo.add_requests(repo_queue.id, batch, client_key="bench"),
         }
         # The three receive the same number of batches in turn, in a shuffled order per round of 100 batches.
         rounds = (len(crawlee_batches) + 99) // 100
         os.sync()
-        progress(f"C: adding {config.requests:,} requests x3")
+        progress(f"D: adding {config.requests:,} requests x3")
         for round_number, order in enumerate(round_orders(["http", "repo", "crawlee"], rounds)):
             window = slice(round_number * 100, (round_number + 1) * 100)
             for label in order:
@@ -136,9 +147,10 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
         # Head of the full queue: the emulator answers from its index; Crawlee's first fetch after opening
         # the queue (a resumed crawl) reads every pending request file into its cache.
         head_url = f"/v2/request-queues/{http_queue.id}/head?limit=25&clientKey=bench"
+        http.conn.close()  # idle since the adds: start a fresh keep-alive connection
         head_http = repeat(lambda: http.get(head_url), config.head_runs)
         head_repo = repeat(lambda: repo.get_head(repo_queue.id, limit=25, client_key="bench"), config.head_runs)
-        progress("C: Crawlee's first fetch of a reopened queue")
+        progress("D: Crawlee's first fetch of a reopened queue")
         crawlee_first: list[float] = []
         for _ in range(2):
             reopened = loop.run_until_complete(_crawlee_client(crawlee_root, "bench"))
@@ -163,7 +175,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
             repo.add_requests(work.id, batch, client_key="producer")
         with ServerProcess(emulator_root, workspace / "rq-server2.log") as second:
             urls = [server.url, second.url]
-            progress(f"C: {config.consumers} consumers handling {config.consumed:,}")
+            progress(f"D: {config.consumers} consumers handling {config.consumed:,}")
             env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
             started = time.perf_counter()
             procs = [

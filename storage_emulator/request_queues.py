@@ -35,6 +35,7 @@ from .errors import (
     RequestNotFound,
     RequestQueueCorrupted,
     RequestQueueNotFound,
+    StorageBusy,
 )
 from .files import atomic_write_text
 from .models import METADATA_FILENAME, utc_now
@@ -311,6 +312,8 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
             self._timers.pop(queue_id, None)
         try:
             self.flush_state(queue_id)
+        except StorageBusy:
+            self._schedule_state_flush(queue_id)  # writers are busy with it: they write the record as they go
         except Exception as exc:  # noqa: BLE001 - a background write must never raise; the next change retries
             log.warning("request_queue %s: state record not written (%s)", queue_id, exc)
 
