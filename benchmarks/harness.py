@@ -255,12 +255,8 @@ class ServerProcess:
 
 
 class Http:
-    """A plain ``http.client`` connection, reused where the server allows it.
-
-    werkzeug's development server answers every request with ``Connection: close``, so in practice each
-    request opens a new TCP connection (``http.client`` reconnects by itself); that cost is part of what
-    users of ``storage-emulator serve`` pay, so it stays in the figures.
-    """
+    """A plain ``http.client`` connection, reused where the server allows it (``serve`` keeps it alive;
+    ``http.client`` reconnects by itself when a server closes it)."""
 
     def __init__(self, url: str, *, timeout: float = 300) -> None:
         parts = urlsplit(url)

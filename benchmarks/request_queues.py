@@ -1,4 +1,4 @@
-"""C. Request queues, next to Crawlee's ``FileSystemRequestQueueClient``: add, consume with locks, head."""
+"""D. Request queues, next to Crawlee's ``FileSystemRequestQueueClient``: add, consume with locks, head."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
     """Measure section C and print its rows."""
     from crawlee import Request
 
-    table.section(f"C. Request queues ({config.requests:,} requests in batches of {BATCH}), next to Crawlee")
+    table.section(f"D. Request queues ({config.requests:,} requests in batches of {BATCH}), next to Crawlee")
     emulator_root = workspace / "rq-emulator"
     crawlee_root = workspace / "rq-crawlee"
     repo = RequestQueueRepository(emulator_root)
@@ -104,7 +104,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
         # The three receive the same number of batches in turn, in a shuffled order per round of 100 batches.
         rounds = (len(crawlee_batches) + 99) // 100
         os.sync()
-        progress(f"C: adding {config.requests:,} requests x3")
+        progress(f"D: adding {config.requests:,} requests x3")
         for round_number, order in enumerate(round_orders(["http", "repo", "crawlee"], rounds)):
             window = slice(round_number * 100, (round_number + 1) * 100)
             for label in order:
@@ -138,7 +138,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
         head_url = f"/v2/request-queues/{http_queue.id}/head?limit=25&clientKey=bench"
         head_http = repeat(lambda: http.get(head_url), config.head_runs)
         head_repo = repeat(lambda: repo.get_head(repo_queue.id, limit=25, client_key="bench"), config.head_runs)
-        progress("C: Crawlee's first fetch of a reopened queue")
+        progress("D: Crawlee's first fetch of a reopened queue")
         crawlee_first: list[float] = []
         for _ in range(2):
             reopened = loop.run_until_complete(_crawlee_client(crawlee_root, "bench"))
@@ -163,7 +163,7 @@ def run_request_queues(table: Table, workspace: Path, config: QueuesConfig) -> N
             repo.add_requests(work.id, batch, client_key="producer")
         with ServerProcess(emulator_root, workspace / "rq-server2.log") as second:
             urls = [server.url, second.url]
-            progress(f"C: {config.consumers} consumers handling {config.consumed:,}")
+            progress(f"D: {config.consumers} consumers handling {config.consumed:,}")
             env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
             started = time.perf_counter()
             procs = [

@@ -22,6 +22,7 @@ from benchmarks.items import ItemsConfig, run_items
 from benchmarks.key_value_stores import KeyValueConfig, run_key_value_stores
 from benchmarks.listing import ListingConfig, run_listing
 from benchmarks.request_queues import QueuesConfig, run_request_queues
+from benchmarks.serving import FULL_SERVING, QUICK_SERVING, run_serving
 
 FULL_LISTING = ListingConfig(
     sizes=(1_000, 10_000), cold_samples=5, warm_list_runs=30, lookup_runs=200, floor_runs=9, create_runs=10
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a fast check (about a minute)")
-    parser.add_argument("--only", choices=("listing", "items", "kvs", "queues"), help="run one section only")
+    parser.add_argument("--only", choices=("listing", "items", "kvs", "queues", "serving"), help="run one section only")
     parser.add_argument(
         "--tmp", default=None, help="parent folder of the scratch storage roots (default: the system temp dir)"
     )
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             run_items(table, workspace, items)
         if args.only in (None, "kvs"):
             run_key_value_stores(table, workspace, QUICK_KEY_VALUE if args.quick else FULL_KEY_VALUE)
+        if args.only in (None, "serving"):
+            run_serving(table, workspace, QUICK_SERVING if args.quick else FULL_SERVING)
         if args.only in (None, "queues"):
             run_request_queues(table, workspace, QUICK_QUEUES if args.quick else FULL_QUEUES)
         table.summary()

@@ -5,7 +5,10 @@ Enforced mode (an accounts file exists): tokens identify accounts and access rul
 ``<root>/.storage-emulator/accounts.json`` unless ``--accounts FILE`` names another::
 
     {"accounts": [{"username": "alice", "token": "alice-secret", "id": "optional17charsId",
-                   "orgs": ["team"], "general_access": "RESTRICTED"}]}
+                   "orgs": ["team"], "general_access": "RESTRICTED", "admin": false}]}
+
+``"admin": true`` lets an account's token run the emulator's own operations that change everything
+(``POST /_emulator/reset``, adding or clearing injected faults); no account is an admin unless it says so.
 
 Tokens are stored as written: they are local test credentials, never real ones.
 """
@@ -43,6 +46,8 @@ class Account:
     """Other orgs (usernames) whose org listing this account may read."""
     general_access: str = "RESTRICTED"
     """The account setting that datasets with ``FOLLOW_USER_SETTING`` follow."""
+    admin: bool = False
+    """May reset the emulator and inject faults in enforced mode (``"admin": true`` in the accounts file)."""
 
 
 DEFAULT_ACCOUNT = Account(id="localEmulatorUser", username="local")
@@ -106,12 +111,16 @@ def _account_from_json(raw: Any, path: Path) -> Account:
     general_access = raw.get("general_access", "RESTRICTED")
     if general_access not in GENERAL_ACCESS_VALUES:
         raise InvalidInput(f"{path}: account '{username}' has an unknown general_access {general_access!r}")
+    admin = raw.get("admin", False)
+    if not isinstance(admin, bool):
+        raise InvalidInput(f"{path}: account '{username}' has a non-boolean admin {admin!r} (use true or false)")
     return Account(
         id=str(raw.get("id") or default_id),
         username=username,
         token=raw.get("token") or None,
         orgs=tuple(raw.get("orgs") or ()),
         general_access=general_access,
+        admin=admin,
     )
 
 
@@ -127,7 +136,7 @@ def read_accounts(path: Path) -> list[Account]:
     return [_account_from_json(entry, path) for entry in entries]
 
 
-def add_account(path: Path, username: str, *, orgs: tuple[str, ...] = ()) -> Account:
+def add_account(path: Path, username: str, *, orgs: tuple[str, ...] = (), admin: bool = False) -> Account:
     """Add an account (or give an existing one a new token) to an accounts file; return it with its token."""
     check_name(username, parameter="username")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +148,8 @@ def add_account(path: Path, username: str, *, orgs: tuple[str, ...] = ()) -> Acc
         entry = {**previous, "username": username, "token": token}
         if orgs:
             entry["orgs"] = sorted(set(previous.get("orgs", [])) | set(orgs))
+        if admin:
+            entry["admin"] = True
         entries.append(entry)
         data["accounts"] = entries
         atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,10 @@ from .request_queues import RequestQueueRepository
 from .rq_cli import add_commands as add_rq_commands
 from .rq_cli import print_queues
 from .serializers import dataset_resource, iso_time
+from .serving import DEFAULT_THREADS, serve_threaded, serve_workers, workers_supported
 from .web import DEFAULT_ROOT, create_app
+from .web.faults import FaultStore, read_rules_file
+from .web.request_log import summarise
 
 ROOT_ENV = "STORAGE_EMULATOR_ROOT"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="storage-emulator",
-        description="Offline emulator of the Apify API v2 storage (datasets, key-value stores).",
+        description="Offline emulator of the Apify API v2 storage (datasets, key-value stores, request queues).",
     )
     parser.add_argument(
         "--root", default=None, help=f"storage root (default: ${ROOT_ENV} or {DEFAULT_ROOT}, as Crawlee uses)"
@@ -85,13 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="allow browser calls from this origin ('*' for any); repeatable; CORS is off without it",
     )
+    serve.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help=f"threads per process (default {DEFAULT_THREADS})"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve with N processes over the one root (gunicorn; Unix only; default 1: one threaded process)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="no access-log line per request")
+    serve.add_argument(
+        "--faults",
+        default=None,
+        metavar="FILE",
+        help="fault rules (JSON; see README) replacing any the root holds: inject 429/5xx, drops, delays",
+    )
+    serve.add_argument(
+        "--record", default=None, metavar="FILE", help="append one JSON line per request to FILE (see `log`)"
+    )
+    serve.add_argument(
+        "--record-bodies", action="store_true", help="with --record: also the request and response bodies, truncated"
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    log_command = commands.add_parser("log", help="summarise a --record file: counts and median durations per route")
+    log_command.add_argument("file", help="the file written by serve --record")
+    log_command.set_defaults(handler=cmd_log)
 
     accounts = commands.add_parser("accounts", help="manage the accounts of enforced mode")
     accounts_commands = _Subcommands(accounts.add_subparsers(dest="accounts_command", required=True), root_option)
     add = accounts_commands.add_parser("add", help="add an account (or renew its token) and print its token")
     add.add_argument("username")
     add.add_argument("--org", action="append", default=[], help="an org whose listing it may read; repeatable")
+    add.add_argument(
+        "--admin", action="store_true", help="may reset the emulator and inject faults (POST /_emulator/...)"
+    )
     add.add_argument("--accounts", default=None, metavar="FILE", help="accounts file (default: in the root)")
     add.set_defaults(handler=cmd_accounts_add)
     listing = accounts_commands.add_parser("list", help="list the accounts (without tokens)")
@@ -166,49 +197,71 @@ def exposure_warning(host: str, *, enforced: bool) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the root until interrupted."""
-    from werkzeug.serving import make_server
-
+    """Serve the root until interrupted (SIGINT or SIGTERM), then write the pending read counters."""
     root = resolve_root(args)
+    if args.workers < 1 or args.threads < 1:
+        raise InvalidInput("--workers and --threads must be at least 1")
+    if args.record_bodies and not args.record:
+        raise InvalidInput("--record-bodies needs --record FILE")
+    if args.workers > 1:
+        unsupported = workers_supported()
+        if unsupported:
+            raise InvalidInput(unsupported)
+    fault_rules = read_rules_file(Path(args.faults)) if args.faults else None
     if args.seed and not root.exists():
         shutil.copytree(args.seed, root)
         print(f"Copied {args.seed} to {root} (the copy is what gets served and changed)")
-    app = create_app(
-        {
-            "ROOT": str(root),
-            "PUBLIC_URL": args.public_url,
-            "ACCOUNTS_FILE": args.accounts,
-            "CORS_ORIGINS": args.cors_origin,
-        }
-    )
-    enforced = app.extensions["storage_emulator_accounts"].enforced
-    server = make_server(args.host, args.port, app, threaded=True)
-    # Read every metadata file now, so the first request does not pay for it (about 1 s per 10,000 datasets).
-    threading.Thread(target=app.extensions["storage_emulator"].all_datasets, name="warm-up", daemon=True).start()
-    url = f"http://{args.host}:{server.server_port}"
-    print(f"storage-emulator serving {root.resolve()} at {url}")
-    mode = "enforced (tokens and access rules apply)" if enforced else "open (any token or none acts as 'local')"
-    print(f"mode: {mode}")
-    warning = exposure_warning(args.host, enforced=enforced)
-    if warning:
-        print(warning)
-    print(f'Python: ApifyClient(token="local", api_url="{url}")   JS: new ApifyClient({{ baseUrl: "{url}" }})')
-    sys.stdout.flush()
-    # SIGTERM (process managers, `docker stop`) ends the server like Ctrl-C, so the finally below still
-    # writes the pending read counters.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        app.extensions["storage_emulator"].flush_reads()
+    # Fault rules last for one run of the server: those of an earlier run are dropped.
+    FaultStore(root).clear()
+    if fault_rules is not None:
+        FaultStore(root).add(fault_rules)
+        print(f"{len(fault_rules)} fault rule(s) from {args.faults}; GET /_emulator/faults lists them")
+    config = {
+        "ROOT": str(root),
+        "PUBLIC_URL": args.public_url,
+        "ACCOUNTS_FILE": args.accounts,
+        "CORS_ORIGINS": args.cors_origin,
+        "ACCESS_LOG": not args.quiet,
+        "RECORD_FILE": args.record,
+        "RECORD_BODIES": args.record_bodies,
+    }
+    enforced = AccountRegistry.load(root, Path(args.accounts) if args.accounts else None).enforced
+
+    def announce(url: str) -> None:
+        print(f"storage-emulator serving {root.resolve()} at {url}")
+        mode = "enforced (tokens and access rules apply)" if enforced else "open (any token or none acts as 'local')"
+        processes = f"{args.workers} worker processes" if args.workers > 1 else "1 process"
+        print(f"mode: {mode}; {processes} of {args.threads} threads; keep-alive on")
+        warning = exposure_warning(args.host, enforced=enforced)
+        if warning:
+            print(warning)
+        print(f'Python: ApifyClient(token="local", api_url="{url}")   JS: new ApifyClient({{ baseUrl: "{url}" }})')
+        sys.stdout.flush()
+
+    if args.workers > 1:
+        return serve_workers(
+            lambda: create_app(config),
+            args.host,
+            args.port,
+            workers=args.workers,
+            threads=args.threads,
+            on_ready=announce,
+        )
+    return serve_threaded(create_app(config), args.host, args.port, threads=args.threads, on_ready=announce)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """Print the requests of a --record file grouped by method, route and status."""
+    with open(args.file, encoding="utf-8") as lines:
+        groups, bad = summarise(lines)
+    route_width = max([5, *(len(group.route) for group in groups)])
+    print(f"{'COUNT':>7}  {'METHOD':<7} {'ROUTE':<{route_width}}  STATUS  MEDIAN_MS")
+    for group in groups:
+        route = f"{group.route:<{route_width}}"
+        print(f"{group.count:>7}  {group.method:<7} {route}  {group.status:>6}  {group.median_ms:9.2f}")
+    total = sum(group.count for group in groups)
+    print(f"{total} request(s)" + (f"; {bad} unreadable line(s) skipped" if bad else ""))
     return 0
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _repo(args: argparse.Namespace) -> DatasetRepository:
@@ -218,7 +271,6 @@ def _repo(args: argparse.Namespace) -> DatasetRepository:
 def cmd_ls(args: argparse.Namespace) -> int:
     """Print one line per dataset, then one per key-value store."""
     repo = _repo(args)
-    print("Datasets")
     page = repo.list_datasets(unnamed=args.unnamed, limit=sys.maxsize)
     id_width = max([17, *(len(dataset.id) for dataset in page.items)])
     print(f"{'ID':<{id_width}}  {'NAME':<30}  {'OWNER':<12}  {'ITEMS':>9}  MODIFIED")
@@ -227,7 +279,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         name = dataset.name or "(unnamed)"
         owner = repo.policy.owner_username(dataset)
         print(f"{dataset.id:<{id_width}}  {name:<30}  {owner:<12}  {dataset.item_count:>9}  {modified}")
-    print("\nKey-value stores")
+    print("\nKey-value stores:")  # each kind under its own title and header, after a blank line
     print_stores(KeyValueStoreRepository(repo.root), unnamed=args.unnamed)
     queues = RequestQueueRepository(repo.root)
     if queues.list_request_queues(unnamed=args.unnamed, limit=1).total:
@@ -317,7 +369,7 @@ def _accounts_path(args: argparse.Namespace) -> Path:
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
     """Add an account and print its new token."""
-    account = add_account(_accounts_path(args), args.username, orgs=tuple(args.org))
+    account = add_account(_accounts_path(args), args.username, orgs=tuple(args.org), admin=args.admin)
     print(f"account {account.username} (id {account.id}) token:")
     print(account.token)
     return 0
@@ -331,7 +383,8 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         return 0
     for account in read_accounts(path):
         orgs = ", ".join(account.orgs) or "-"
-        print(f"{account.username:<20} {account.id:<17}  orgs: {orgs}  general_access: {account.general_access}")
+        admin = "  admin" if account.admin else ""
+        print(f"{account.username:<20} {account.id:<17}  orgs: {orgs}  general_access: {account.general_access}{admin}")
     return 0
 
 

@@ -170,6 +170,17 @@ class UnsupportedContentEncoding(EmulatorError):
     error_type = "unsupported-content-encoding"
 
 
+class InjectedFault(EmulatorError):
+    """A fault rule (``serve --faults``, ``POST /_emulator/faults``) made this request fail on purpose."""
+
+    TYPES = {429: "rate-limit-exceeded", 500: "internal-error", 502: "bad-gateway", 503: "service-unavailable"}
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = self.TYPES.get(status, "internal-error")
+
+
 # ----- request queues -------------------------------------------------------------------------------
 
 

@@ -138,22 +138,11 @@ class KeyValueStoreRepository(StorageCollection[KeyValueStoreMetadata]):
 
     # ----- stores -----------------------------------------------------------------------------------
 
-    def list_key_value_stores(
-        self,
-        *,
-        caller: Account | None = None,
-        offset: int = 0,
-        limit: int = 1000,
-        desc: bool = False,
-        unnamed: bool = False,
-        ownership: str | None = None,
-    ) -> KeyValueStorePage:
-        """List the caller's stores (and those shared with it), oldest first, named ones unless ``unnamed``."""
-        return self._list(caller=caller, offset=offset, limit=limit, desc=desc, unnamed=unnamed, ownership=ownership)
+    list_key_value_stores = StorageCollection.list_storages
+    """List the caller's key value stores (and those shared with it), oldest first, named ones unless ``unnamed``."""
 
-    def all_key_value_stores(self) -> list[KeyValueStoreMetadata]:
-        """Return every readable store of every owner, oldest first."""
-        return self._all()
+    all_key_value_stores = StorageCollection.all_storages
+    """Return every readable one of every owner, oldest first."""
 
     def get_key_value_store(
         self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False

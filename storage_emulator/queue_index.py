@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_LOCK_EXPIRY_INDEX = "CREATE INDEX IF NOT EXISTS lock_expiry ON requests (lock_expires) WHERE lock_expires IS NOT NULL"
+"""Finds the live locks (``queueHasLockedRequests``, unlock) without scanning every pending request."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -165,15 +167,16 @@ class QueueIndex:
     def has_locked(self, now_us: int) -> bool:
         """Tell whether any pending request is locked at ``now_us``."""
         row = self.db.execute(
-            "SELECT 1 FROM requests WHERE handled = 0 AND lock_expires > ? LIMIT 1", (now_us,)
+            "SELECT 1 FROM requests INDEXED BY lock_expiry WHERE lock_expires > ? AND handled = 0 LIMIT 1", (now_us,)
         ).fetchone()
         return row is not None
 
     def locked_by(self, client: str, now_us: int) -> list[IndexedRequest]:
         """Return the pending requests ``client`` holds locks of at ``now_us``."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM requests WHERE handled = 0 AND lock_client = ? AND lock_expires > ?",
-            (client, now_us),
+            f"SELECT {_COLUMNS} FROM requests INDEXED BY lock_expiry"
+            " WHERE lock_expires > ? AND handled = 0 AND lock_client = ?",
+            (now_us, client),
         )
         return [_row(row) for row in rows]
 
@@ -227,10 +230,13 @@ def open_index(path: Path) -> Iterator[QueueIndex]:
         connection.execute("PRAGMA journal_mode = PERSIST")  # reuse the journal file: creating one per change is slow
         connection.execute("BEGIN IMMEDIATE")
         if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
-            for statement in _SCHEMA.split(";"):
+            for statement in [*_SCHEMA.split(";"), _LOCK_EXPIRY_INDEX]:
                 if statement.strip():
                     connection.execute(statement)  # inside the transaction: executescript would commit
             connection.execute("INSERT INTO meta (key, value) VALUES ('version', ?)", (SCHEMA_VERSION,))
+        elif connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0] != SCHEMA_VERSION:
+            connection.execute(_LOCK_EXPIRY_INDEX)  # an index of version 1: add what version 2 has
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'version'", (SCHEMA_VERSION,))
         try:
             yield QueueIndex(connection)
         except BaseException:

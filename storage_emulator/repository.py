@@ -142,22 +142,11 @@ class DatasetRepository(StorageCollection[DatasetMetadata]):
 
     # ----- datasets ---------------------------------------------------------------------------------
 
-    def list_datasets(
-        self,
-        *,
-        caller: Account | None = None,
-        offset: int = 0,
-        limit: int = 1000,
-        desc: bool = False,
-        unnamed: bool = False,
-        ownership: str | None = None,
-    ) -> DatasetPage:
-        """List the caller's datasets (and those shared with it), oldest first, named ones unless ``unnamed``."""
-        return self._list(caller=caller, offset=offset, limit=limit, desc=desc, unnamed=unnamed, ownership=ownership)
+    list_datasets = StorageCollection.list_storages
+    """List the caller's datasets (and those shared with it), oldest first, named ones unless ``unnamed``."""
 
-    def all_datasets(self) -> list[DatasetMetadata]:
-        """Return every readable dataset of every owner, oldest first."""
-        return self._all()
+    all_datasets = StorageCollection.all_storages
+    """Return every readable one of every owner, oldest first."""
 
     def get_dataset(self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False) -> DatasetMetadata:
         """Return the dataset named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``DatasetNotFound``.

@@ -35,6 +35,7 @@ from .errors import (
     RequestNotFound,
     RequestQueueCorrupted,
     RequestQueueNotFound,
+    StorageBusy,
 )
 from .files import atomic_write_text
 from .models import METADATA_FILENAME, utc_now
@@ -311,6 +312,8 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
             self._timers.pop(queue_id, None)
         try:
             self.flush_state(queue_id)
+        except StorageBusy:
+            self._schedule_state_flush(queue_id)  # writers are busy with it: they write the record as they go
         except Exception as exc:  # noqa: BLE001 - a background write must never raise; the next change retries
             log.warning("request_queue %s: state record not written (%s)", queue_id, exc)
 
@@ -331,7 +334,7 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
 
     def flush_state(self, ref: str | None = None) -> None:
         """Write Crawlee's state record of each queue (or of one) whose record is behind its index."""
-        refs = [ref] if ref else [queue.id for queue in self._all()]
+        refs = [ref] if ref else [queue.id for queue in self.all_storages()]
         for queue_ref in refs:
             try:
                 with self._session(queue_ref, None) as session:
@@ -420,26 +423,15 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
         index.set_meta("last_forefront", str(max(int(index.meta("last_forefront") or 0), len(ranked) + 1)))
         session.change(total_request_count=total, handled_request_count=handled, pending_request_count=total - handled)
         if layout == "js" and not (session.path / METADATA_FILENAME).exists():
-            session.metadata._js_style = True  # write it as memory-storage does in debug mode
+            session.metadata.mark_js_style()  # write it as memory-storage does in debug mode
 
     # ----- queues ------------------------------------------------------------------------------------
 
-    def list_request_queues(
-        self,
-        *,
-        caller: Account | None = None,
-        offset: int = 0,
-        limit: int = 1000,
-        desc: bool = False,
-        unnamed: bool = False,
-        ownership: str | None = None,
-    ) -> RequestQueuePage:
-        """List the caller's request queues (and those shared with it), oldest first, named ones unless ``unnamed``."""
-        return self._list(caller=caller, offset=offset, limit=limit, desc=desc, unnamed=unnamed, ownership=ownership)
+    list_request_queues = StorageCollection.list_storages
+    """List the caller's request queues (and those shared with it), oldest first, named ones unless ``unnamed``."""
 
-    def all_request_queues(self) -> list[RequestQueueMetadata]:
-        """Return every readable request queue of every owner, oldest first."""
-        return self._all()
+    all_request_queues = StorageCollection.all_storages
+    """Return every readable one of every owner, oldest first."""
 
     def get_request_queue(
         self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False

@@ -295,15 +295,15 @@ class StorageCollection(Generic[M]):
 
     # ----- listing ----------------------------------------------------------------------------------
 
-    def _list(
+    def list_storages(
         self,
         *,
-        caller: Account | None,
-        offset: int,
-        limit: int,
-        desc: bool,
-        unnamed: bool,
-        ownership: str | None,
+        caller: Account | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+        desc: bool = False,
+        unnamed: bool = False,
+        ownership: str | None = None,
     ) -> StoragePage[M]:
         """List the caller's storages (and those shared with it), oldest first, named ones unless ``unnamed``."""
         caller = caller or self.default_account
@@ -340,7 +340,8 @@ class StorageCollection(Generic[M]):
         self._selections[key] = (snapshot.generation, selected)
         return selected
 
-    def _all(self) -> list[M]:
+    def all_storages(self) -> list[M]:
+        """Return every readable storage of this kind, of every owner, oldest first."""
         return [self.reads.merged(metadata) for _, metadata in self.index.scan()]
 
     def get(self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False) -> M:

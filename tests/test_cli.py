@@ -7,13 +7,9 @@ import hashlib
 import io
 import json
 import os
-import queue
-import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +17,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from serve_process import ServeProcess
 
 from storage_emulator import DatasetRepository
 from storage_emulator.models import METADATA_FILENAME as METADATA
@@ -119,14 +116,11 @@ def nested_root(tmp_path: Path) -> Path:
 
 
 def parse_ls(stdout: str) -> list[tuple[str, str, str, int]]:
-    """Parse ``ls`` output into (id, name, owner, items) rows, checking the title and header lines."""
-    title, *lines = stdout.splitlines()
-    assert title == "Datasets"  # the key-value stores and request queues follow in tables of their own
+    """Parse ``ls`` output into (id, name, owner, items) rows, checking the header line."""
+    lines = stdout.splitlines()
     assert lines[0].split() == ["ID", "NAME", "OWNER", "ITEMS", "MODIFIED"]
     rows = []
-    for line in lines[1:]:
-        if not line.strip():
-            break  # the request-queue table follows
+    for line in lines[1 : lines.index("")]:  # the key-value stores follow after a blank line
         dataset_id, name, owner, items, _modified = line.split()
         rows.append((dataset_id, name, owner, int(items)))
     return rows
@@ -453,54 +447,6 @@ def test_root_may_follow_the_subcommand(sample_root: Path, tmp_path: Path) -> No
 
 
 # ----- serve -------------------------------------------------------------------------------------------
-
-
-class ServeProcess:
-    """A ``storage-emulator serve`` subprocess whose stdout lines are read on a thread."""
-
-    def __init__(self, args: list[str], stderr_path: Path) -> None:
-        self.stderr_file = open(stderr_path, "wb")  # closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "storage_emulator", *args],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr_file,
-            text=True,
-            encoding="utf-8",
-            env=cli_env(),
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for_url(self, timeout: float = 20) -> tuple[str, list[str]]:
-        """Return the URL the server prints, and the lines printed up to it."""
-        seen: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            seen.append(line)
-            match = re.search(r" at (http://127\.0\.0\.1:(\d+))\s*$", line)
-            if match and int(match.group(2)) != 0:
-                return match.group(1), seen
-        raise AssertionError(f"no URL printed within {timeout}s; stdout so far: {seen!r}")
-
-    def stop(self) -> int:
-        """Terminate the server and return its exit status."""
-        self.process.terminate()
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            self.stderr_file.close()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
 
 
 @pytest.fixture

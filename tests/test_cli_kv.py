@@ -89,8 +89,10 @@ def test_ls_and_fsck_cover_key_value_stores(storage_root: Path) -> None:
     stores = KeyValueStoreRepository(storage_root)
     store, _ = stores.get_or_create_key_value_store("state")
     stores.set_record(store.id, "k", b"v")
-    listed = cli(storage_root, "ls").stdout.decode()
-    assert "Key-value stores" in listed and "state" in listed
+    listed = cli(storage_root, "ls").stdout.decode().split("\n\n")
+    title, header, row = listed[1].splitlines()[:3]
+    assert title == "Key-value stores:" and header.split() == ["ID", "NAME", "OWNER", "RECORDS", "MODIFIED"]
+    assert row.split()[:4] == [store.id, "state", "local", "1"]
 
     meta = storage_root / "key_value_stores" / "state" / "__metadata__.json"
     meta.write_text(meta.read_text()[:60])

@@ -7,13 +7,10 @@ process is also what a user's crawler is.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
+import crawlee_subprocess
 from conftest import LiveServer
 from flask import Flask
 
@@ -49,24 +46,8 @@ async def snapshot(dataset):
 
 
 def run_crawlee(root: Path, body: str, **args: Any) -> Any:
-    """Run ``body`` as the body of an async ``main()`` with Crawlee in a fresh process; return its JSON result."""
-    script = (
-        CRAWLEE_PRELUDE
-        + "\n\nasync def main():\n"
-        + textwrap.indent(textwrap.dedent(body).strip(), "    ")
-        + "\n\n\nprint(json.dumps(asyncio.run(main())))\n"
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CRAWLEE_", "APIFY_"))}
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(root), json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Run ``body`` with Crawlee in a fresh process (see ``crawlee_subprocess``); return its JSON result."""
+    return crawlee_subprocess.run_crawlee(CRAWLEE_PRELUDE, root, body, **args)
 
 
 def read_metadata_file(root: Path, folder: str) -> dict[str, Any]:

@@ -6,12 +6,11 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+import crawlee_subprocess
 
 from storage_emulator.key_value_stores import KeyValueStoreRepository
 
@@ -35,24 +34,8 @@ async def open_store(name):
 
 
 def run_crawlee(root: Path, body: str, **args: Any) -> Any:
-    """Run ``body`` as an async ``main()`` with Crawlee's key-value store in a fresh process; return its JSON."""
-    script = (
-        KV_PRELUDE
-        + "\n\nasync def main():\n"
-        + textwrap.indent(textwrap.dedent(body).strip(), "    ")
-        + "\n\n\nprint(json.dumps(asyncio.run(main())))\n"
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CRAWLEE_", "APIFY_"))}
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(root), json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Run ``body`` with Crawlee in a fresh process (see ``crawlee_subprocess``); return its JSON result."""
+    return crawlee_subprocess.run_crawlee(KV_PRELUDE, root, body, **args)
 
 
 def test_crawlee_reads_what_the_emulator_wrote(storage_root: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
@@ -19,11 +19,24 @@ from ..repository import DatasetRepository
 from ..request_queues import RequestQueueRepository
 from ..runs import RunRepository
 from ..serializers import ListItemEncoder
-from . import apify_api, key_value_stores_api, org_api, pages, request_queue_pages, request_queues_api, runs_api
+from . import (
+    apify_api,
+    emulator_api,
+    faults,
+    key_value_stores_api,
+    org_api,
+    pages,
+    request_queue_pages,
+    request_queues_api,
+    runs_api,
+)
+from .access import STORAGE_KINDS_EXTENSION, storage_kinds
 from .cors import enable_cors
 from .envelopes import error_response
+from .request_log import ROUTE_ENVIRON_KEY, RequestLog
 
 DEFAULT_ROOT = "./storage"
+__all__ = ["DEFAULT_ROOT", "create_app", "storage_kinds"]
 
 
 class MethodOverride:
@@ -59,9 +72,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LOCK_WAIT_SECONDS=LOCK_WAIT_SECONDS,
         # Werkzeug refuses a larger Content-Length before reading and cuts a chunked body off past it.
         MAX_CONTENT_LENGTH=MAX_RAW_BODY_BYTES,
+        ACCESS_LOG=False,  # one log line per request (logger storage_emulator.access); `serve` turns it on
+        RECORD_FILE=None,  # append one JSON line per request to this file (see web/request_log.py)
+        RECORD_BODIES=False,  # ... with the bodies, truncated
     )
     # STORAGE_EMULATOR_ROOT, _PUBLIC_URL, _ACCOUNTS_FILE, _CORS_ORIGINS (a JSON list), _LOCK_WAIT_SECONDS,
-    # _MAX_CONTENT_LENGTH
+    # _MAX_CONTENT_LENGTH, _ACCESS_LOG, _RECORD_FILE, _RECORD_BODIES
     app.config.from_prefixed_env("STORAGE_EMULATOR")
     if config:
         app.config.from_mapping(config)
@@ -82,6 +98,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["storage_emulator_runs"] = RunRepository(
         root, lock_wait_seconds=float(app.config["LOCK_WAIT_SECONDS"])
     )
+    app.extensions[STORAGE_KINDS_EXTENSION] = [
+        repo,
+        app.extensions["storage_emulator_key_value_stores"],
+        app.extensions["storage_emulator_request_queues"],
+    ]
     if app.config["CORS_ORIGINS"]:
         enable_cors(app, list(app.config["CORS_ORIGINS"]))
 
@@ -96,8 +117,30 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(org_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(emulator_api.bp)
     app.register_error_handler(EmulatorError, error_response)
     app.register_error_handler(HTTPException, error_response)
     app.register_error_handler(Exception, error_response)
     app.wsgi_app = MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    _add_request_log(app)
+    faults.install(app, root)  # after the request log's hook, so faulted requests are recorded with their route
     return app
+
+
+def _add_request_log(app: Flask) -> None:
+    record_file = app.config["RECORD_FILE"]
+    if not (app.config["ACCESS_LOG"] or record_file):
+        return  # nothing to note: no per-request cost at all
+    request_log = RequestLog(
+        app.wsgi_app,
+        access=bool(app.config["ACCESS_LOG"]),
+        record_path=Path(record_file) if record_file else None,
+        record_bodies=bool(app.config["RECORD_BODIES"]),
+    )
+    app.extensions["storage_emulator_request_log"] = request_log
+    app.wsgi_app = request_log  # type: ignore[method-assign]
+
+    @app.before_request
+    def note_route() -> None:
+        if request.url_rule is not None:
+            request.environ[ROUTE_ENVIRON_KEY] = request.url_rule.rule

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from ..accounts import DEFAULT_ACCOUNT, Account, AccountRegistry
 from ..errors import InsufficientPermissions, InvalidToken, StorageNotFound, TokenNotProvided
@@ -34,6 +34,14 @@ def insufficient_permissions(kind: StorageCollection[Any]) -> InsufficientPermis
         f"Insufficient permissions for the {kind.LABEL}. Make sure you're passing a correct API token and "
         "that it has the required permissions."
     )
+
+
+STORAGE_KINDS_EXTENSION = "storage_emulator_kinds"
+
+
+def storage_kinds(app: Flask) -> list[StorageCollection[Any]]:
+    """Return the app's repository of every storage kind (datasets first)."""
+    return app.extensions[STORAGE_KINDS_EXTENSION]  # type: ignore[no-any-return]
 
 
 def registry() -> AccountRegistry:

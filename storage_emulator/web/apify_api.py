@@ -15,8 +15,9 @@ from ..push_body import parse_items, read_body
 from ..serializers import ListItemEncoder, dataset_resource
 from ..transform import ItemTransform, transform_items
 from .access import policy, repo, require_caller, resolve_for_read, resolve_for_write
-from .envelopes import json_page_response, json_response, listing_head
-from .params import bool_param, int_param, json_object_body, list_param, listing_params, string_or_null
+from .envelopes import json_page_response, json_response
+from .params import bool_param, int_param, list_param
+from .storage_views import create_schema, list_arguments, page_head, update_changes
 
 bp = Blueprint("apify", __name__, url_prefix="/v2")
 
@@ -41,11 +42,9 @@ def render_dataset(dataset: Any, *, may_write: bool) -> dict[str, Any]:
 @bp.get("/datasets")
 def list_datasets() -> Response:
     """List the caller's datasets."""
-    args = request.args
-    page = repo().list_datasets(caller=require_caller(), **listing_params(args))
+    page = repo().list_datasets(caller=require_caller(), **list_arguments())
     encoder: ListItemEncoder = current_app.extensions["storage_emulator_list_items"]
-    head = {**listing_head(page), "unnamed": bool_param(args, "unnamed")}
-    return json_page_response(head, [encoder.encode(dataset) for dataset in page.items])
+    return json_page_response(page_head(page), [encoder.encode(dataset) for dataset in page.items])
 
 
 @bp.post("/datasets")
@@ -55,20 +54,12 @@ def get_or_create_dataset() -> Response:
     name = request.args.get("name")
     if name == "":
         name = None
-    schema = _create_body_schema()
+    schema = create_schema()
     dataset, created = repo().get_or_create_dataset(name=name, schema=schema, owner=caller)
     if not created:
         return json_response({"data": render_dataset(dataset, may_write=True)}, 200)
     location = f"{base_url()}/v2/datasets/{dataset.id}"
     return json_response({"data": render_dataset(dataset, may_write=True)}, 201, headers={"Location": location})
-
-
-def _create_body_schema() -> dict[str, Any] | None:
-    """Read the optional ``{"schema": ...}`` of a create body (JSON ``{}``, an empty form body, or nothing)."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return None  # the JS client's empty form body
-    schema: dict[str, Any] | None = json_object_body().get("schema")
-    return schema  # checked by the repository before anything is written
 
 
 @bp.get("/datasets/<ref>")
@@ -83,15 +74,8 @@ def get_dataset(ref: str) -> Response:
 def update_dataset(ref: str) -> Response:
     """Rename a dataset, or set its ``generalAccess`` or ``title``."""
     dataset, _caller = resolve_for_write(repo(), ref)
-    body = json_object_body()
-    changes: dict[str, Any] = {}
-    if "name" in body:
-        changes["name"] = string_or_null(body, "name") or None  # "" makes it unnamed, as null does
-    if "title" in body:
-        changes["title"] = string_or_null(body, "title")
-    if body.get("generalAccess") is not None:
-        changes["general_access"] = body["generalAccess"]
-    return json_response({"data": render_dataset(repo().update_dataset(dataset.id, **changes), may_write=True)})
+    updated = repo().update_dataset(dataset.id, **update_changes())
+    return json_response({"data": render_dataset(updated, may_write=True)})
 
 
 @bp.delete("/datasets/<ref>")

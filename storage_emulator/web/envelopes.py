@@ -48,12 +48,6 @@ def json_page_response(page: dict[str, Any], encoded_items: list[str]) -> Respon
     return Response(body, content_type=JSON_MEDIA_TYPE)
 
 
-def listing_head(page: Any) -> dict[str, Any]:
-    """Return the paging fields of a storage listing (``total``, ``offset``, ``limit``, ``desc``, ``count``)."""
-    count = len(page.items)
-    return {"total": page.total, "offset": page.offset, "limit": page.limit, "desc": page.desc, "count": count}
-
-
 def is_org_path(path: str) -> bool:
     """Tell whether a path belongs to the org (Dreadnode-style) dialect."""
     return path.startswith(ORG_PATH_PREFIX)

@@ -12,14 +12,14 @@ from flask import Blueprint, Response, current_app, request
 from ..key_value_stores import KEYS_LIMIT_MAX, KeyValueStoreRepository
 from ..kv_serializers import key_value_store_resource, keys_page
 from ..models import KeyValueStoreMetadata
-from ..policy import OWNERSHIP_VALUES
 from ..push_body import decoded_chunks
 from ..record_store import iter_file
 from ..signing import verify_record_signature
 from .access import policy, require_caller, resolve_for_read, resolve_for_write
 from .apify_api import base_url, public_url
 from .envelopes import json_response
-from .params import LIST_LIMIT_MAX, bool_param, choice_param, int_param, json_object_body, string_or_null
+from .params import bool_param, int_param
+from .storage_views import create_schema, list_arguments, page_head, update_changes
 
 bp = Blueprint("key_value_stores", __name__, url_prefix="/v2/key-value-stores")
 
@@ -42,28 +42,10 @@ def render_store(store: KeyValueStoreMetadata, *, may_write: bool) -> dict[str, 
 @bp.get("")
 def list_key_value_stores() -> Response:
     """List the caller's key-value stores."""
-    args = request.args
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
-    page = stores().list_key_value_stores(
-        caller=require_caller(),
-        offset=int_param(args, "offset", 0) or 0,
-        limit=min(limit, LIST_LIMIT_MAX),
-        desc=bool_param(args, "desc"),
-        unnamed=bool_param(args, "unnamed"),
-        ownership=choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    )
     caller = require_caller()
+    page = stores().list_key_value_stores(caller=caller, **list_arguments())
     items = [render_store(store, may_write=policy().may_write(store, caller)) for store in page.items]
-    body = {
-        "total": page.total,
-        "offset": page.offset,
-        "limit": page.limit,
-        "desc": page.desc,
-        "count": len(items),
-        "unnamed": bool_param(args, "unnamed"),
-        "items": items,
-    }
-    return json_response({"data": body})
+    return json_response({"data": {**page_head(page), "items": items}})
 
 
 @bp.post("")
@@ -71,7 +53,7 @@ def get_or_create_key_value_store() -> Response:
     """Create a store; with ``?name=``, return the existing one of that name if there is one."""
     caller = require_caller()
     name = request.args.get("name") or None
-    schema = None if request.mimetype == "application/x-www-form-urlencoded" else json_object_body().get("schema")
+    schema = create_schema()
     store, created = stores().get_or_create_key_value_store(name=name, schema=schema, owner=caller)
     body = {"data": render_store(store, may_write=True)}
     if not created:
@@ -91,15 +73,7 @@ def get_key_value_store(ref: str) -> Response:
 def update_key_value_store(ref: str) -> Response:
     """Rename a store, or set its ``generalAccess`` or ``title``."""
     store, _caller = resolve_for_write(stores(), ref)
-    body = json_object_body()
-    changes: dict[str, Any] = {}
-    if "name" in body:
-        changes["name"] = string_or_null(body, "name") or None  # "" makes it unnamed, as null does
-    if "title" in body:
-        changes["title"] = string_or_null(body, "title")
-    if body.get("generalAccess") is not None:
-        changes["general_access"] = body["generalAccess"]
-    updated = stores().update_key_value_store(store.id, **changes)
+    updated = stores().update_key_value_store(store.id, **update_changes())
     return json_response({"data": render_store(updated, may_write=True)})
 
 

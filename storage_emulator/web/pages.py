@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, current_app, render_template_string
 
+from ..errors import RecordNotFoundInStore
 from ..serializers import iso_time
 from ..signing import record_signature
 from .access import current_caller, policy, resolve_for_read
@@ -112,7 +113,7 @@ def view_key_value_store(ref: str) -> str:
         layout=current_app.jinja_env.from_string(_LAYOUT),
         title=store.name or store.id,
         s=store,
-        records=[stores().record_info(store.id, info.key) for info in page.items],  # with their types
+        records=_with_types(store.id, page.items),
         truncated=page.is_truncated,
         owner=stores().policy.owner_username,
         url=url,
@@ -146,6 +147,17 @@ def view_dataset(ref: str) -> str:
         owner=repo.policy.owner_username,
         cell=_cell,
     )
+
+
+def _with_types(store_id: str, listed: list[Any]) -> list[Any]:
+    """Look up each listed record's type (a key listing reads no sidecars); skip one deleted meanwhile."""
+    typed = []
+    for info in listed:
+        try:
+            typed.append(stores().record_info(store_id, info.key))
+        except RecordNotFoundInStore:
+            continue
+    return typed
 
 
 def _cell(row: dict[str, Any], column: str) -> str:

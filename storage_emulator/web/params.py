@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import request
-
-from ..errors import InvalidInput, InvalidParameter
-from ..policy import OWNERSHIP_VALUES
+from ..errors import InvalidParameter
 
 INTEGER_PATTERN = re.compile(r"^[+-]?[0-9]+$")
-LIST_LIMIT_MAX = 1000
 TRUE_VALUES = ("true", "1")
 FALSE_VALUES = ("false", "0")
 
@@ -68,37 +63,9 @@ def choice_param(args: Mapping[str, str], name: str, choices: tuple[str, ...], d
     return raw
 
 
-def json_object_body() -> dict[str, Any]:
-    """Parse the request's JSON object body; an empty body is ``{}``."""
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("The request body is not valid JSON") from None
-    except RecursionError:
-        raise InvalidInput("The request body is JSON nested too deeply to read") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object")
-    return body
-
-
 def string_or_null(body: dict[str, Any], field: str) -> str | None:
     """Return a body field that must be a string or null."""
     value = body[field]
     if value is not None and not isinstance(value, str):
         raise InvalidParameter(field, "must be a string or null", location="body")
     return value
-
-
-def listing_params(args: Mapping[str, str]) -> dict[str, Any]:
-    """Parse a storage listing: ``offset``, ``limit`` (0 = default; ≤ 1000), ``desc``, ``unnamed``, ``ownership``."""
-    limit = int_param(args, "limit", 0) or LIST_LIMIT_MAX  # limit=0 means the default (the Python iterator sends 0)
-    return {
-        "offset": int_param(args, "offset", 0) or 0,
-        "limit": min(limit, LIST_LIMIT_MAX),
-        "desc": bool_param(args, "desc"),
-        "unnamed": bool_param(args, "unnamed"),
-        "ownership": choice_param(args, "ownership", OWNERSHIP_VALUES, None),
-    }

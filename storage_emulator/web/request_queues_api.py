@@ -18,8 +18,9 @@ from ..request_queue_serializers import (
 from ..request_queues import MAX_LOCK_REQUESTS, MAX_LOCK_SECONDS
 from .access import request_queues, require_caller, resolve_for_read, resolve_for_write
 from .bodies import json_array_body, json_object_body
-from .envelopes import json_response, listing_head
-from .params import bool_param, int_param, list_param, listing_params
+from .envelopes import json_response
+from .params import bool_param, int_param, list_param
+from .storage_views import list_arguments, page_head, update_changes
 
 bp = Blueprint("apify_request_queues", __name__, url_prefix="/v2/request-queues")
 
@@ -60,15 +61,10 @@ def lock_secs_param() -> int:
 @bp.get("")
 def list_request_queues() -> Response:
     """List the caller's request queues."""
-    args = request.args
-    page = request_queues().list_request_queues(caller=require_caller(), **listing_params(args))
     repo = request_queues()
-    data = {
-        **listing_head(page),
-        "unnamed": bool_param(args, "unnamed"),
-        "items": [request_queue_list_item(queue, repo) for queue in page.items],
-    }
-    return json_response({"data": data})
+    page = repo.list_request_queues(caller=require_caller(), **list_arguments())
+    items = [request_queue_list_item(queue, repo) for queue in page.items]
+    return json_response({"data": {**page_head(page), "items": items}})
 
 
 @bp.post("")
@@ -94,17 +90,7 @@ def get_request_queue(ref: str) -> Response:
 def update_request_queue(ref: str) -> Response:
     """Rename a queue, or set its ``generalAccess`` or ``title``."""
     queue, _caller = resolve_for_write(request_queues(), ref)
-    body = json_object_body()
-    changes: dict[str, Any] = {}
-    for field in ("name", "title"):
-        if field in body:
-            value = body[field]
-            if value is not None and not isinstance(value, str):
-                raise InvalidParameter(field, "must be a string or null", location="body")
-            changes[field] = (value or None) if field == "name" else value
-    if body.get("generalAccess") is not None:
-        changes["general_access"] = body["generalAccess"]
-    return json_response({"data": render(request_queues().update_request_queue(queue.id, **changes))})
+    return json_response({"data": render(request_queues().update_request_queue(queue.id, **update_changes()))})
 
 
 @bp.delete("/<ref>")

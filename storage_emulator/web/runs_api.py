@@ -18,8 +18,9 @@ from ..models import GENERAL_ACCESS_VALUES, utc_now
 from ..runs import STATUSES, RunRecord, RunRepository
 from ..serializers import iso_time
 from .access import current_caller, registry, require_caller, token_not_provided
+from .bodies import json_object_body
 from .envelopes import json_response
-from .params import bool_param, choice_param, int_param, json_object_body
+from .params import bool_param, choice_param, int_param
 
 bp = Blueprint("runs", __name__, url_prefix="/v2")
 
