@@ -133,7 +133,7 @@ def _prepare_root(root: Path) -> str:
 
 def run_serving(table: Table, workspace: Path, config: ServingConfig) -> None:
     """Measure and print section C."""
-    table.section("C. Serving (cheroot keep-alive threads; gunicorn gthread workers)")
+    table.section("E. Serving (cheroot keep-alive threads; gunicorn gthread workers)")
     root = workspace / "serving-root"
     dataset_id = _prepare_root(root)
     by_id = f"/v2/datasets/{dataset_id}"
