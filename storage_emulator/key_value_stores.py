@@ -144,11 +144,8 @@ class KeyValueStoreRepository(StorageCollection[KeyValueStoreMetadata]):
     all_key_value_stores = StorageCollection.all_storages
     """Return every readable one of every owner, oldest first."""
 
-    def get_key_value_store(
-        self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False
-    ) -> KeyValueStoreMetadata:
-        """Return the store named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``KeyValueStoreNotFound``."""
-        return self.get(ref, caller=caller, touch_accessed=touch_accessed)
+    get_key_value_store = StorageCollection.get
+    """Return the store named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``KeyValueStoreNotFound``."""
 
     def get_or_create_key_value_store(
         self, name: str | None = None, schema: dict[str, Any] | None = None, *, owner: Account | None = None

@@ -433,11 +433,8 @@ class RequestQueueRepository(StorageCollection[RequestQueueMetadata]):
     all_request_queues = StorageCollection.all_storages
     """Return every readable one of every owner, oldest first."""
 
-    def get_request_queue(
-        self, ref: str, *, caller: Account | None = None, touch_accessed: bool = False
-    ) -> RequestQueueMetadata:
-        """Return the queue named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``RequestQueueNotFound``."""
-        return self.get(ref, caller=caller, touch_accessed=touch_accessed)
+    get_request_queue = StorageCollection.get
+    """Return the queue named by ``ref`` (id, ``~name`` or ``username~name``) or raise ``RequestQueueNotFound``."""
 
     def get_or_create_request_queue(
         self, name: str | None = None, *, owner: Account | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from serve_process import ServeProcess
 from werkzeug.serving import make_server
 
 from storage_emulator import DatasetRepository
@@ -81,3 +82,13 @@ def apify(live_server: LiveServer):  # type: ignore[no-untyped-def]
     from apify_client import ApifyClient
 
     return ApifyClient(token="local-token", api_url=live_server.url, api_public_url=live_server.url, max_retries=0)
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[list[ServeProcess]]:
+    """Collect serve processes started by a test and terminate each one at the end."""
+    started: list[ServeProcess] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()

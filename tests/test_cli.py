@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -447,16 +446,6 @@ def test_root_may_follow_the_subcommand(sample_root: Path, tmp_path: Path) -> No
 
 
 # ----- serve -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[list[ServeProcess]]:
-    """Collect serve processes started by a test and terminate each one at the end."""
-    started: list[ServeProcess] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.stop()
 
 
 def http_json(url: str, *, data: bytes | None = None) -> tuple[int, Any]:

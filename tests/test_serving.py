@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,16 +17,6 @@ from storage_emulator import DatasetRepository
 from storage_emulator.models import METADATA_FILENAME
 
 ACCESS_LINE_MARK = "storage_emulator.access"
-
-
-@pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[list[ServeProcess]]:
-    """Collect serve processes started by a test and terminate each one at the end."""
-    started: list[ServeProcess] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.stop()
 
 
 def start(serve_process: list[ServeProcess], tmp_path: Path, *args: str) -> tuple[ServeProcess, str]:
